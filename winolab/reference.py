@@ -1,0 +1,238 @@
+"""The oracle: direct and Winograd convolution in plain, readable float64 numpy.
+
+Read this file top to bottom with the book open beside it. Every function computes in float64
+whatever dtype comes in, and every faster path in winolab is tested against its twin here.
+
+Conventions (as in PyTorch): data ``x`` is ``(N, C, H, W)``, spatial weights ``w`` are
+``(K, C, r, r)``, Winograd-domain weights ``U`` are ``(K, C, alpha, alpha)`` with
+``alpha = m + r - 1``, and "conv2d" is the cross-correlation that
+``torch.nn.functional.conv2d`` computes. Only stride 1, dilation 1 and groups 1 exist here:
+Winograd's algorithm is a stride-1 algorithm. A strided or dilated convolution is a sum of
+stride-1 convolutions of decimated inputs (the decimation trick, book: ch. 4).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from winolab._validate import (
+    check_bias,
+    check_data,
+    check_m,
+    check_padding,
+    check_spatial_weights,
+    check_winograd_weights,
+    output_size,
+)
+from winolab.derive import PointSpec
+from winolab.transforms import tile, transforms, untile
+
+__all__ = [
+    "direct_conv2d",
+    "filter_transform",
+    "input_transform",
+    "output_transform",
+    "winograd_conv2d",
+    "winograd_domain_conv2d",
+]
+
+
+def direct_conv2d(
+    x: np.ndarray, w: np.ndarray, bias: np.ndarray | None = None, padding: int | tuple = 0
+) -> np.ndarray:
+    """Stride-1 cross-correlation, exactly what ``torch.nn.functional.conv2d`` computes.
+
+    ``y[n, k, i, j] = bias[k] + sum_{c, u, v} x_pad[n, c, i + u, j + v] * w[k, c, u, v]``
+
+    Parameters
+    ----------
+    x : array, shape (N, C, H, W)
+        Input batch, any floating dtype; computed in float64.
+    w : array, shape (K, C, kh, kw)
+        Filters (rectangular allowed here; the Winograd functions need square ones).
+    bias : array, shape (K,), optional
+    padding : int or (int, int)
+        Zeros added on each side of H and W. No stride, dilation or groups (see module doc).
+
+    Returns
+    -------
+    numpy.ndarray, float64, shape (N, K, H + 2 ph - kh + 1, W + 2 pw - kw + 1)
+
+    Examples
+    --------
+    >>> x = np.arange(16.0).reshape(1, 1, 4, 4)
+    >>> direct_conv2d(x, np.ones((1, 1, 3, 3)))[0, 0]
+    array([[45., 54.],
+           [81., 90.]])
+    """
+    x = check_data(x)
+    w = check_spatial_weights(w, x.shape[1], square=False)
+    ph, pw = check_padding(padding)
+    K, C, kh, kw = w.shape
+    h_out, w_out = output_size(x.shape, (kh, kw), (ph, pw))
+    bias = check_bias(bias, K)
+    xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    # (N, C, h_out, w_out, kh, kw): every kh x kw window of every channel
+    windows = np.lib.stride_tricks.sliding_window_view(xp, (kh, kw), axis=(2, 3))
+    y = np.einsum("ncijuv,kcuv->nkij", windows, w, optimize=True)
+    if bias is not None:
+        y += bias[None, :, None, None]
+    return y
+
+
+def filter_transform(w: np.ndarray, m: int = 2, points: PointSpec = None) -> np.ndarray:
+    """Winograd-domain filters ``U = G g GT`` for every (k, c), shape ``(K, C, alpha, alpha)``.
+
+    >>> U = filter_transform(np.ones((1, 1, 3, 3)))
+    >>> U[0, 0]
+    array([[1. , 1.5, 0.5, 1. ],
+           [1.5, 2.25, 0.75, 1.5 ],
+           [0.5, 0.75, 0.25, 0.5 ],
+           [1. , 1.5, 0.5, 1. ]])
+    """
+    w = check_spatial_weights(w, None)
+    m = check_m(m)
+    t = transforms(m, w.shape[-1], points)
+    # U = G g GT   (book: ch. 4)
+    return np.einsum("au,kcuv,bv->kcab", t.G, w, t.G)
+
+
+def input_transform(
+    x: np.ndarray, r: int = 3, m: int = 2, padding: int | tuple = 0, points: PointSpec = None
+) -> np.ndarray:
+    """Transformed input tiles ``V = BT d B``, shape ``(N, C, tiles_h, tiles_w, alpha, alpha)``.
+
+    ``d`` runs over the overlapping ``alpha x alpha`` tiles (stride ``m``) of the zero-padded
+    input; tiles that hang over the bottom or right edge see zeros.
+
+    >>> V = input_transform(np.ones((1, 1, 4, 4)), r=3, m=2)
+    >>> V.shape, V[0, 0, 0, 0, 1, 1]
+    ((1, 1, 1, 1, 4, 4), np.float64(4.0))
+    """
+    x = check_data(x)
+    m = check_m(m)
+    ph, pw = check_padding(padding)
+    output_size(x.shape, (r, r), (ph, pw))
+    t = transforms(m, r, points)
+    xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    d = tile(xp, m, r)  # (N, C, tiles_h, tiles_w, alpha, alpha)
+    # V = BT d B   (book: ch. 4)
+    return np.einsum("au,ncijuv,bv->ncijab", t.BT, d, t.BT, optimize=True)
+
+
+def output_transform(
+    M: np.ndarray, out_shape: tuple[int, int], m: int = 2, points: PointSpec = None
+) -> np.ndarray:
+    """Output tiles ``Y = AT M A`` assembled into ``(N, K, h_out, w_out)``.
+
+    ``M`` is ``(N, K, tiles_h, tiles_w, alpha, alpha)``; the filter size is
+    ``r = alpha - m + 1``; ``out_shape`` crops the tiles that overhang the output.
+    """
+    M = np.asarray(M, dtype=np.float64)
+    if M.ndim != 6 or M.shape[-1] != M.shape[-2]:
+        raise ValueError(
+            f"M must have shape (N, K, tiles_h, tiles_w, alpha, alpha), got {M.shape}"
+        )
+    m = check_m(m)
+    alpha = M.shape[-1]
+    r = alpha - m + 1
+    if r < 1:
+        raise ValueError(f"M has alpha = {alpha} but m = {m} needs alpha >= m")
+    t = transforms(m, r, points)
+    # Y = AT M A   (book: ch. 4)
+    Y = np.einsum("ia,nkpqab,jb->nkpqij", t.AT, M, t.AT, optimize=True)
+    return untile(Y, *out_shape)
+
+
+def winograd_conv2d(
+    x: np.ndarray,
+    w: np.ndarray,
+    bias: np.ndarray | None = None,
+    padding: int | tuple = 0,
+    m: int = 2,
+    points: PointSpec = None,
+) -> np.ndarray:
+    """Convolution by Winograd's F(m x m, r x r): ``Y = AT [sum_c (G g GT) * (BT d B)] A``.
+
+    Same result as :func:`direct_conv2d` up to rounding, for any H, W (the last tiles are
+    zero-extended and cropped) and any square ``r x r`` kernel.
+
+    Parameters
+    ----------
+    x : array, shape (N, C, H, W)
+    w : array, shape (K, C, r, r)
+    bias : array, shape (K,), optional
+    padding : int or (int, int)
+    m : int
+        Output tile size; ``alpha = m + r - 1``.
+    points : str or sequence, optional
+        Interpolation points (see :func:`winolab.derive.cook_toom`).
+
+    No stride, dilation or groups: see the module docstring for the decimation trick.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> x, w = rng.standard_normal((1, 2, 7, 7)), rng.standard_normal((3, 2, 3, 3))
+    >>> y = winograd_conv2d(x, w, padding=1, m=4)
+    >>> bool(np.abs(y - direct_conv2d(x, w, padding=1)).max() < 1e-12)
+    True
+    """
+    w = check_spatial_weights(w, None)
+    U = filter_transform(w, m, points)
+    return winograd_domain_conv2d(x, U, bias, padding, m, points)
+
+
+def winograd_domain_conv2d(
+    x: np.ndarray,
+    U: np.ndarray,
+    bias: np.ndarray | None = None,
+    padding: int | tuple = 0,
+    m: int = 2,
+    points: PointSpec = None,
+    relu: bool = False,
+) -> np.ndarray:
+    """The Winograd layer: weights live in the Winograd domain (Li et al.; Liu et al.).
+
+    ``y = AT [ sum_c U * V ] A``, with ``V = BT d B``, or with ``relu=True`` Liu et al.'s
+    Winograd-ReLU layer ``y = AT [ sum_c U * ReLU(BT d B) ] A``: ReLU after the input transform.
+
+    Parameters
+    ----------
+    x : array, shape (N, C, H, W)
+    U : array, shape (K, C, alpha, alpha)
+        Winograd-domain filters; the filter size is ``r = alpha - m + 1``. Any ``U`` is
+        allowed, not only ``G g GT`` of some ``r x r`` kernel (a pruned U is not one).
+    bias : array, shape (K,), optional
+    padding : int or (int, int)
+    m : int
+        Output tile size.
+    points : str or sequence, optional
+    relu : bool
+        Apply ReLU to the transformed input tiles (Liu et al.'s Winograd-ReLU).
+
+    Examples
+    --------
+    >>> x = np.ones((1, 1, 4, 4))
+    >>> U = filter_transform(np.ones((1, 1, 3, 3)))
+    >>> winograd_domain_conv2d(x, U)[0, 0]
+    array([[9., 9.],
+           [9., 9.]])
+    """
+    x = check_data(x)
+    m = check_m(m)
+    U = check_winograd_weights(U, x.shape[1], m)
+    K, _, alpha, _ = U.shape
+    r = alpha - m + 1
+    ph, pw = check_padding(padding)
+    h_out, w_out = output_size(x.shape, (r, r), (ph, pw))
+    bias = check_bias(bias, K)
+    V = input_transform(x, r, m, (ph, pw), points)  # (N, C, tiles_h, tiles_w, alpha, alpha)
+    if relu:
+        V = np.maximum(V, 0.0)
+    # M = sum_c U * V   (the only multiplications: alpha^2 per tile per (k, c))
+    M = np.einsum("kcab,ncijab->nkijab", U, V, optimize=True)
+    y = output_transform(M, (h_out, w_out), m, points)
+    if bias is not None:
+        y = y + bias[None, :, None, None]
+    return y

@@ -1,0 +1,138 @@
+"""Float Winograd matrices (cached), and tiling of images into overlapping Winograd tiles.
+
+The exact matrices come from :mod:`winolab.derive`; here they are rounded once to the
+requested dtype (from exact rationals, so float32 matrices are correctly rounded) and cached.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+from winolab.derive import PointSpec, cook_toom, resolve_points
+
+__all__ = ["WinogradTransforms", "tile", "tile_counts", "transforms", "untile"]
+
+
+@dataclass(frozen=True)
+class WinogradTransforms:
+    """Float matrices of F(m x m, r x r): ``Y = AT [(G g GT) * (BT d B)] A``.
+
+    Attributes
+    ----------
+    AT, G, BT : numpy.ndarray
+        Read-only arrays of shape ``(m, alpha)``, ``(alpha, r)``, ``(alpha, alpha)``.
+    m, r : int
+        Output tile size and filter size.
+    points : tuple of str
+        The finite interpolation points as exact fractions (``"1/2"``), infinity implicit.
+    """
+
+    AT: np.ndarray
+    G: np.ndarray
+    BT: np.ndarray
+    m: int
+    r: int
+    points: tuple[str, ...]
+
+    @property
+    def alpha(self) -> int:
+        """Input tile size ``m + r - 1``."""
+        return self.m + self.r - 1
+
+
+def transforms(
+    m: int = 2, r: int = 3, points: PointSpec = None, dtype: np.dtype | type = np.float64
+) -> WinogradTransforms:
+    """The Winograd matrices of F(m, r) as floats, derived exactly and cached.
+
+    Parameters
+    ----------
+    m, r : int
+        Output tile size and filter size.
+    points : str or sequence, optional
+        Interpolation points, as in :func:`winolab.derive.cook_toom`.
+    dtype : numpy floating dtype
+        ``float64`` (default), ``float32`` or ``float16``.
+
+    Examples
+    --------
+    >>> t = transforms(2, 3)
+    >>> t.G
+    array([[ 1. ,  0. ,  0. ],
+           [ 0.5,  0.5,  0.5],
+           [ 0.5, -0.5,  0.5],
+           [ 0. ,  0. ,  1. ]])
+    >>> transforms(4, 3, "onednn", dtype="float32").BT[0, 0]
+    np.float32(0.87890625)
+    """
+    dt = np.dtype(dtype)
+    if dt.kind != "f":
+        raise TypeError(f"dtype must be a floating dtype (float16/32/64), got {dt}")
+    pts = resolve_points(m, r, points)
+    return _transforms_cached(m, r, pts, dt.str)
+
+
+@lru_cache(maxsize=64)
+def _transforms_cached(m: int, r: int, pts: tuple, dt: str) -> WinogradTransforms:
+    ct = cook_toom(m, r, pts)
+
+    def to_float(M) -> np.ndarray:
+        # float(Rational) rounds once, correctly, to float64; then cast
+        a = np.array([[float(v) for v in row] for row in M.tolist()], dtype=np.float64)
+        a = a.astype(dt)
+        a.setflags(write=False)
+        return a
+
+    return WinogradTransforms(
+        AT=to_float(ct.AT), G=to_float(ct.G), BT=to_float(ct.BT), m=m, r=r,
+        points=tuple(str(p) for p in pts),
+    )
+
+
+def tile_counts(h_out: int, w_out: int, m: int) -> tuple[int, int]:
+    """Number of m x m output tiles covering an ``h_out x w_out`` output (last tiles cropped).
+
+    >>> tile_counts(32, 31, 4)
+    (8, 8)
+    """
+    return -(-h_out // m), -(-w_out // m)
+
+
+def tile(x: np.ndarray, m: int, r: int) -> np.ndarray:
+    """Cut a padded image batch into overlapping ``alpha x alpha`` input tiles, stride ``m``.
+
+    ``x`` is ``(N, C, H, W)`` and already holds the convolution padding; the valid output is
+    ``(H - r + 1) x (W - r + 1)``. The bottom and right are zero-extended so that the tiles cover
+    it, and :func:`untile` crops the extra outputs. Returns a read-only strided view of shape
+    ``(N, C, tiles_h, tiles_w, alpha, alpha)``.
+
+    >>> tile(np.zeros((1, 1, 6, 6)), m=2, r=3).shape
+    (1, 1, 2, 2, 4, 4)
+    """
+    N, C, H, W = x.shape
+    alpha = m + r - 1
+    th, tw = tile_counts(H - r + 1, W - r + 1, m)
+    need_h, need_w = (th - 1) * m + alpha, (tw - 1) * m + alpha
+    if need_h > H or need_w > W:
+        x = np.pad(x, ((0, 0), (0, 0), (0, need_h - H), (0, need_w - W)))
+    sN, sC, sH, sW = x.strides
+    # (N, C, tiles_h, tiles_w, alpha, alpha): tile (i, j) starts at row i*m, column j*m
+    return np.lib.stride_tricks.as_strided(
+        x, shape=(N, C, th, tw, alpha, alpha),
+        strides=(sN, sC, sH * m, sW * m, sH, sW), writeable=False,
+    )
+
+
+def untile(Y: np.ndarray, h_out: int, w_out: int) -> np.ndarray:
+    """Assemble ``(N, K, tiles_h, tiles_w, m, m)`` output tiles into ``(N, K, h_out, w_out)``.
+
+    >>> untile(np.ones((1, 1, 2, 2, 2, 2)), 3, 3).shape
+    (1, 1, 3, 3)
+    """
+    N, K, th, tw, m, _ = Y.shape
+    # (N, K, tiles_h, m, tiles_w, m) -> (N, K, tiles_h*m, tiles_w*m), then crop the overhang
+    y = Y.transpose(0, 1, 2, 4, 3, 5).reshape(N, K, th * m, tw * m)
+    return y[:, :, :h_out, :w_out]
