@@ -6,6 +6,8 @@ requested dtype (from exact rationals, so float32 matrices are correctly rounded
 
 from __future__ import annotations
 
+import sys
+import types
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -136,3 +138,17 @@ def untile(Y: np.ndarray, h_out: int, w_out: int) -> np.ndarray:
     # (N, K, tiles_h, m, tiles_w, m) -> (N, K, tiles_h*m, tiles_w*m), then crop the overhang
     y = Y.transpose(0, 1, 2, 4, 3, 5).reshape(N, K, th * m, tw * m)
     return y[:, :, :h_out, :w_out]
+
+
+class _CallableModule(types.ModuleType):
+    """``winolab.transforms`` is this module and also the function :func:`transforms`.
+
+    Python binds ``winolab.transforms`` to the submodule as soon as anything imports it, so the
+    module itself forwards calls: ``winolab.transforms(4, 3)`` works however it was imported.
+    """
+
+    def __call__(self, m=2, r=3, points=None, dtype=np.float64) -> WinogradTransforms:
+        return transforms(m, r, points, dtype)
+
+
+sys.modules[__name__].__class__ = _CallableModule

@@ -1,0 +1,30 @@
+"""The README's two set-up commands are the ones CI runs."""
+
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _readme_commands() -> list[str]:
+    text = (ROOT / "README.md").read_text()
+    setup = text.split("## Set-up", 1)[1].split("\n## ", 1)[0]
+    return [b.strip() for b in re.findall(r"```bash\n(.*?)```", setup, flags=re.S)]
+
+
+def test_readme_has_exactly_two_setup_commands():
+    commands = _readme_commands()
+    assert len(commands) == 2, commands
+    assert all("\n" not in c for c in commands), "each set-up step is one command line"
+
+
+def test_ci_runs_the_readme_test_command():
+    test_command = _readme_commands()[1]
+    ci_lines = [line.strip() for line in (ROOT / ".ci" / "run").read_text().splitlines()]
+    assert test_command in ci_lines, f"{test_command!r} is not a line of .ci/run"
+
+
+def test_ci_installs_what_the_readme_installs():
+    install = _readme_commands()[0].split("&&")[0].strip()
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "requirements.txt" in install and "requirements.txt" in ci
