@@ -85,10 +85,10 @@ def filter_transform(w: np.ndarray, m: int = 2, points: PointSpec = None) -> np.
 
     >>> U = filter_transform(np.ones((1, 1, 3, 3)))
     >>> U[0, 0]
-    array([[1. , 1.5, 0.5, 1. ],
-           [1.5, 2.25, 0.75, 1.5 ],
-           [0.5, 0.75, 0.25, 0.5 ],
-           [1. , 1.5, 0.5, 1. ]])
+    array([[1.  , 1.5 , 0.5 , 1.  ],
+           [1.5 , 2.25, 0.75, 1.5 ],
+           [0.5 , 0.75, 0.25, 0.5 ],
+           [1.  , 1.5 , 0.5 , 1.  ]])
     """
     w = check_spatial_weights(w, None)
     m = check_m(m)
