@@ -177,7 +177,11 @@ def _vandermonde(points: tuple[sympy.Rational, ...], k: int) -> sympy.Matrix:
 
 
 def _lagrange_denominators(points: tuple[sympy.Rational, ...]) -> list[sympy.Rational]:
-    f = [sympy.prod([pi - pk for k, pk in enumerate(points) if k != i]) for i, pi in enumerate(points)]
+    # f_i = prod_{k != i} (p_i - p_k); the point at infinity has f = 1
+    f = [
+        sympy.prod([pi - pk for k, pk in enumerate(points) if k != i])
+        for i, pi in enumerate(points)
+    ]
     return [*f, R(1)]
 
 
