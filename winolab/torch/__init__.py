@@ -1,0 +1,29 @@
+"""winolab.torch: Winograd-domain layers, pruning methods and networks in PyTorch (opt-in).
+
+``import winolab.torch`` needs PyTorch (``pip install winolab[torch]``); the rest of winolab does
+not. The pieces, one module each:
+
+- :mod:`winolab.torch.functional`: the Winograd-domain convolution with an explicit backward;
+- :mod:`winolab.torch.layers`: ``WinogradConv2d``, whose parameter is the Winograd-domain kernel U;
+- :mod:`winolab.torch.pruning`: the pruning rules of Han et al., Li et al., Liu et al., Yu et al.;
+- :mod:`winolab.torch.models`: VGG-nagadomi, ConvPool-CNN-C and Liu et al.'s ResNet-18 variant;
+- :mod:`winolab.torch.stats`: activation densities and the papers' multiplication count.
+"""
+
+from __future__ import annotations
+
+try:
+    import torch as _torch  # noqa: F401
+except ImportError as exc:  # pragma: no cover - exercised only without torch
+    raise ImportError(
+        "winolab.torch needs PyTorch, which is not installed: pip install winolab[torch]"
+    ) from exc
+
+from winolab.torch.functional import (  # noqa: E402
+    filter_transform,
+    input_transform,
+    winograd_domain_conv2d,
+)
+from winolab.torch.layers import WinogradConv2d  # noqa: E402
+
+__all__ = ["WinogradConv2d", "filter_transform", "input_transform", "winograd_domain_conv2d"]
