@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Build the book: npm assets, the JupyterLite folder, then jupyter-book with warnings as errors.
+#
+#   scripts/build_book.sh           incremental build (notebook cache kept)
+#   scripts/build_book.sh --clean   from an empty cache, as CI does
+#
+# The HTML lands in _build/html (open _build/html/index.html, or serve it with
+# `python -m http.server 8000 --bind 127.0.0.1 --directory _build/html`).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [[ "${1:-}" == "--clean" ]]; then
+    rm -rf _build
+fi
+
+# npm assets: MathJax, the widget manager, RequireJS, the Pyodide core (package-lock.json pins them)
+if [[ ! -d node_modules/pyodide || package-lock.json -nt node_modules/.package-lock.json ]]; then
+    npm ci --ignore-scripts --no-audit --no-fund
+fi
+python scripts/prepare_static.py
+python scripts/prepare_pyodide.py
+
+export MPLBACKEND=Agg
+start=$(date +%s)
+# -W: warnings are errors (a failing cell is a warning); -n: nitpicky cross-references
+jupyter-book build . -W -n --keep-going
+echo "build_book: jupyter-book build took $(( $(date +%s) - start )) s; HTML in _build/html"
