@@ -88,7 +88,8 @@ def _cli_count(args: argparse.Namespace) -> int:
         }
         print(json.dumps(doc, indent=2))
     else:
-        print(format_table(network, results, densities, {f for f, v in chosen.items() if v is None}))
+        workshop = {f for f, v in chosen.items() if v is None}
+        print(format_table(network, results, densities, workshop))
     return 0
 
 
