@@ -1,0 +1,160 @@
+"""``python -m winolab train``: the command line of :func:`winolab.torch.train.run`.
+
+Every field of :class:`~winolab.torch.train.TrainConfig` is an option (``lr_milestones`` is
+``--lr-milestones``), documented from :data:`HELP`; ``--resume``, ``--stop-after-steps`` and
+``--no-progress`` control the run without being part of its config.
+
+>>> import argparse
+>>> sub = argparse.ArgumentParser(prog="winolab").add_subparsers()
+>>> add_train_parser(sub)
+>>> args = sub.choices["train"].parse_args(["--data", "d.zip", "--densities", "0.6,0.4"])
+>>> config_from_args(args).densities
+(0.6, 0.4)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import typing
+from dataclasses import MISSING, fields
+
+from winolab.torch.train import TrainConfig, run
+
+__all__ = ["HELP", "add_train_parser", "config_from_args", "train_command"]
+
+HELP = {
+    "data": "dataset: cifar-10/100-python.tar.gz (or its extracted folder), a zip of "
+    "{train,test}/{class}/*.jpg such as ../shared/data/cifar10-jpeg.zip, or an ImageNet-style "
+    "folder root/{train,test}/{class}/*; required unless --resume",
+    "model": "network: vgg-nagadomi, convpool-cnn-c or resnet18-liu",
+    "architecture": "spatial (conv + ReLU), winograd (Winograd-domain layer + spatial ReLU) or "
+    "winograd_relu (ReLU on the transformed input tiles, Liu et al.)",
+    "method": "pruning rule for the prune phases: none, spatial (Han et al.), li, liu or yu",
+    "width": "channel-width multiplier for reduced runs",
+    "m": "Winograd output tile size m of F(m x m, 3 x 3)",
+    "batchnorm": "BatchNorm after each convolution",
+    "subset": "train on a fixed, seeded, class-balanced subset of this many images",
+    "test_subset": "evaluate on a class-balanced subset of this many test images",
+    "epochs": "epochs of dense training before any pruning (0 to start from --init)",
+    "batch_size": "mini-batch size",
+    "lr": "initial learning rate of dense training",
+    "lr_schedule": "learning-rate schedule, stepped once per epoch: constant, step (x gamma "
+    "every --lr-step epochs) or multistep (x gamma at each milestone)",
+    "lr_milestones": "comma-separated epochs of dense training where the lr is multiplied by "
+    "gamma (multistep)",
+    "lr_step": "epochs between lr drops (step schedule)",
+    "lr_gamma": "factor of each lr drop",
+    "momentum": "SGD momentum",
+    "nesterov": "Nesterov momentum",
+    "weight_decay": "L2 weight decay",
+    "densities": "prune schedule: comma-separated target densities (fraction of weights kept), "
+    "each pruned to and then retrained for --retrain-epochs, e.g. 0.8,0.6,0.4",
+    "retrain_epochs": "epochs of masked retraining after each prune",
+    "retrain_lr": "initial learning rate of each retraining phase",
+    "retrain_milestones": "comma-separated epochs (within a retraining phase) of lr drops "
+    "(multistep)",
+    "augment": "random crop with 4-pixel zero padding and horizontal flips while training",
+    "seed": "seed of initialisation, subsets, batch order and augmentation",
+    "device": "auto (CUDA when present, else CPU), cpu or cuda",
+    "init": "start from the model of this checkpoint.pt or run directory (prune + retrain a "
+    "trained network)",
+    "stats_images": "test images used to measure activation densities for the result",
+    "output_dir": "parent folder of the run directories",
+    "run_name": "run directory name; default {model}-{architecture}-{method}-w{width}-s{seed} "
+    "with -2, -3, ... appended when taken. An existing run is never overwritten",
+}
+
+
+def _tuple_of(kind):
+    def parse(text: str):
+        try:
+            return tuple(kind(v) for v in text.split(",") if v.strip())
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"expected comma-separated {kind.__name__}s, got {text!r}"
+            ) from None
+
+    return parse
+
+
+def add_train_parser(subparsers) -> argparse.ArgumentParser:
+    """Add the ``train`` subcommand (options from :class:`TrainConfig`) to ``subparsers``."""
+    p = subparsers.add_parser(
+        "train",
+        help="train, prune and retrain a network in PyTorch",
+        description="Train a network densely, then prune it to each density of a schedule "
+        "with masked retraining. Writes config.json, a checkpoint after every epoch and "
+        "result.json (accuracy, per-layer weight and activation densities, multiplication "
+        "count, config, git commit, data description, wall time) into a new run directory.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    hints = typing.get_type_hints(TrainConfig)
+    for f in fields(TrainConfig):
+        flag, hint = "--" + f.name.replace("_", "-"), hints[f.name]
+        default = None if f.default is MISSING else f.default
+        kw = {"default": default, "help": HELP[f.name], "dest": f.name}
+        args = typing.get_args(hint)
+        if hint is bool:
+            kw["action"] = argparse.BooleanOptionalAction
+        elif typing.get_origin(hint) is typing.Literal:
+            kw["choices"] = args
+        elif typing.get_origin(hint) is tuple:
+            kw["type"], kw["metavar"] = _tuple_of(args[0]), "LIST"
+        else:
+            kw["type"] = next(a for a in (*args, hint) if a in (int, float, str))
+        p.add_argument(flag, **kw)
+    p.add_argument(
+        "--resume",
+        metavar="RUN_DIR",
+        default=None,
+        help="continue the run in RUN_DIR from its last checkpoint, with its saved "
+        "config (the options above are then ignored)",
+    )
+    p.add_argument(
+        "--stop-after-steps",
+        type=int,
+        default=None,
+        metavar="N",
+        help="checkpoint and stop after N optimizer steps of the run (resume later)",
+    )
+    p.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="tqdm progress bars and one JSON line per epoch on stderr",
+    )
+    p.set_defaults(func=train_command)
+    return p
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    """The :class:`TrainConfig` that the parsed options describe."""
+    return TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig)})
+
+
+def train_command(args: argparse.Namespace) -> int:
+    """Handler of ``winolab train``: run, print the result's summary, return the exit status."""
+    try:
+        if args.resume is None:
+            if args.data is None:
+                raise ValueError("--data is required (or --resume RUN_DIR)")
+            result = run(
+                config_from_args(args),
+                stop_after_steps=args.stop_after_steps,
+                progress=args.progress,
+            )
+        else:
+            result = run(
+                resume=args.resume, stop_after_steps=args.stop_after_steps, progress=args.progress
+            )
+    except (ValueError, FileNotFoundError, FileExistsError) as exc:
+        print(f"winolab train: error: {exc}", file=sys.stderr)
+        return 2
+    if result is None:
+        print("stopped; continue with --resume RUN_DIR", file=sys.stderr)
+        return 0
+    summary = {k: result[k] for k in ("run_dir", "accuracy", "wall_time_s", "steps")}
+    print(json.dumps(summary))
+    return 0
