@@ -7,7 +7,7 @@ Every field of :class:`~winolab.torch.train.TrainConfig` is an option (``lr_mile
 >>> import argparse
 >>> sub = argparse.ArgumentParser(prog="winolab").add_subparsers()
 >>> parser = add_train_parser(sub)
->>> args = parser.parse_args(["--data", "d.zip", "--densities", "0.6,0.4"])
+>>> args = parser.parse_args(["--data", "d.zip", "--method", "liu", "--densities", "0.6,0.4"])
 >>> config_from_args(args).densities
 (0.6, 0.4)
 """
