@@ -388,7 +388,9 @@ def importance_factors(
     pixel to every output pixel of ``Y = AT [U * (BT d B)] A``: how much one Winograd-domain
     weight matters. Computed exactly from the sympy matrices (``fractions_in="G"``, the
     convention of the papers) and rounded once. ``normalise=True`` divides by ``min F``, as
-    Yu's code does.
+    Yu's code does. F depends on how the scale is split between AT, G and BT: it matches Yu's
+    stored F(4x4, 3x3) table; his F(4x4, 5x5) matrices carry a factor 8 in the AT columns of
+    the points +-1/2, which scales those rows and columns of F by 8.
 
     >>> F = importance_factors(4, 3, normalise=False)
     >>> F[0, 0], F[1, 1], F[1, 3], F[3, 3]

@@ -1,0 +1,492 @@
+"""winolab.sparsity against independent oracles: brute-force loops, exact rationals, torch's
+pruning, the reference convolution, and the published numbers (notes-papers.md §3.4,
+notes-winograd-anchors.md §6.9-10)."""
+
+from fractions import Fraction
+
+import numpy as np
+import pytest
+import sympy
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from winolab import sparsity as sp
+from winolab.derive import cook_toom, nested
+from winolab.reference import filter_transform, input_transform, winograd_domain_conv2d
+from winolab.testing import relative_error, tolerance
+
+SETTINGS = settings(deadline=None, max_examples=60)
+
+
+def top_k_oracle(scores, k, allowed=None):
+    """The k largest scores, ties to the lower index, by Python's sort on (-score, index)."""
+    flat = list(np.ravel(scores))
+    ok = [True] * len(flat) if allowed is None else list(np.ravel(allowed))
+    ranked = sorted((i for i in range(len(flat)) if ok[i]), key=lambda i: (-flat[i], i))
+    keep = np.zeros(len(flat), dtype=bool)
+    keep[ranked[:k]] = True
+    return keep.reshape(np.shape(scores))
+
+
+# --- density -------------------------------------------------------------------------------
+
+
+def test_density_counts_nonzeros():
+    a = np.array([[0.0, -0.0, 1e-300], [np.inf, 0.0, -2.0]])
+    expected = sum(1 for v in a.ravel() if v != 0) / a.size
+    assert sp.density(a) == expected == 0.5
+    assert sp.density(np.array([True, False, False, False])) == 0.25
+    assert isinstance(sp.density([1, 0]), float)
+
+
+@pytest.mark.parametrize("bad", [np.zeros((0, 3)), []])
+def test_density_rejects_empty(bad):
+    with pytest.raises(ValueError, match="empty"):
+        sp.density(bad)
+
+
+def test_density_rejects_non_numeric():
+    with pytest.raises(TypeError, match="numeric"):
+        sp.density(np.array(["a", "b"]))
+
+
+# --- prune_magnitude -------------------------------------------------------------------------
+
+# small integer magnitudes make ties common, so the tie rule is exercised
+tie_arrays = hnp.arrays(
+    np.float64,
+    hnp.array_shapes(min_dims=1, max_dims=4, min_side=1, max_side=5),
+    elements=st.integers(-3, 3).map(float),
+)
+
+
+@SETTINGS
+@given(a=tie_arrays, d=st.floats(0.0, 1.0))
+def test_prune_magnitude_keeps_exact_top_k(a, d):
+    p = sp.prune_magnitude(a, d)
+    k = int(a.size * d)
+    assert p.mask.dtype == bool and p.mask.shape == a.shape
+    assert np.count_nonzero(p.mask) == k
+    np.testing.assert_array_equal(p.mask, top_k_oracle(np.abs(a), k))
+    np.testing.assert_array_equal(p.values, np.where(p.mask, a, 0.0))
+
+
+@SETTINGS
+@given(data=st.data(), a=tie_arrays)
+def test_prune_magnitude_with_mask_only_shrinks(data, a):
+    old = data.draw(hnp.arrays(bool, a.shape))
+    n_old = int(old.sum())
+    k = data.draw(st.integers(0, n_old))
+    d = k / a.size
+    p = sp.prune_magnitude(a, d, mask=old)
+    k = int(a.size * d)  # what the rule keeps (k / size * size may round down)
+    assert np.count_nonzero(p.mask) == k
+    assert not (p.mask & ~old).any(), "a new mask must lie inside the old one"
+    np.testing.assert_array_equal(p.mask, top_k_oracle(np.abs(a * old), k, allowed=old))
+
+
+def test_prune_magnitude_tie_rule_is_index_order():
+    a = np.array([[1.0, -2.0, 2.0], [2.0, 0.5, -2.0]])
+    # four entries tie at |2|; the two with the lowest C-order index win
+    assert sp.prune_magnitude(a, 2 / 6).mask.tolist() == [[False, True, True], [False] * 3]
+
+
+def test_prune_magnitude_matches_torch_l1_unstructured():
+    torch = pytest.importorskip("torch")
+    from torch.nn.utils import prune
+
+    rng = np.random.default_rng(3)
+    a = rng.standard_normal((8, 4, 4, 4))  # tie-free
+    for d in (0.7, 0.35, 0.1):
+        layer = torch.nn.Linear(1, 1)
+        layer.weight = torch.nn.Parameter(torch.from_numpy(a.copy()))
+        n_prune = a.size - int(a.size * d)
+        prune.l1_unstructured(layer, "weight", amount=n_prune)
+        np.testing.assert_array_equal(
+            sp.prune_magnitude(a, d).mask, layer.weight_mask.numpy().astype(bool)
+        )
+
+
+@pytest.mark.parametrize("d", [-0.1, 1.5, float("nan"), True, "0.5", None])
+def test_prune_magnitude_rejects_bad_density(d):
+    with pytest.raises(ValueError, match=r"density must be a number in \[0, 1\]"):
+        sp.prune_magnitude(np.ones(4), d)
+
+
+def test_prune_magnitude_rejects_bad_input_and_masks():
+    with pytest.raises(TypeError, match="real numeric"):
+        sp.prune_magnitude(np.array([1 + 2j]), 0.5)
+    with pytest.raises(TypeError, match="real numeric"):
+        sp.prune_magnitude(np.zeros(0), 0.5)
+    with pytest.raises(ValueError, match="shape"):
+        sp.prune_magnitude(np.ones(4), 0.5, mask=np.ones(3, dtype=bool))
+    with pytest.raises(TypeError, match="boolean"):
+        sp.prune_magnitude(np.ones(4), 0.5, mask=np.array([2, 0, 1, 1]))
+    with pytest.raises(ValueError, match="masks only shrink"):
+        sp.prune_magnitude(np.ones(4), 0.75, mask=np.array([True, False, True, False]))
+
+
+# --- fill-in ---------------------------------------------------------------------------------
+
+
+def random_pruned_kernels(seed, zeros=0.9, shape=(64, 64, 3, 3)):
+    rng = np.random.default_rng(seed)
+    w = rng.standard_normal(shape)
+    return w * (rng.random(shape) >= zeros)
+
+
+@pytest.mark.parametrize(("m", "published"), [(2, 0.32), (4, 0.40), (6, 0.45)])
+@pytest.mark.parametrize("rule", ["rounding", "structural"])
+def test_filter_fill_in_matches_published_demo(m, published, rule):
+    # anchors §6.9: random 3x3 kernels with 90% spatial zeros
+    assert abs(sp.filter_fill_in(random_pruned_kernels(0), m, rule=rule) - published) <= 0.02
+
+
+def exact_U(g, m, points=None):
+    """G g GT in exact rationals, for one kernel of small integers."""
+    G = [[Fraction(int(v.p), int(v.q)) for v in row] for row in cook_toom(m, 3, points).G.tolist()]
+    a = len(G)
+    return [
+        [
+            sum(G[i][u] * int(g[u, v]) * G[j][v] for u in range(3) for v in range(3))
+            for j in range(a)
+        ]
+        for i in range(a)
+    ]
+
+
+@pytest.mark.parametrize(("m", "points"), [(2, None), (4, None), (4, "onednn"), (6, None)])
+def test_filter_fill_in_rounding_rule_counts_exact_zeros(m, points):
+    # small integers cancel often; the rule must agree with exact arithmetic
+    rng = np.random.default_rng(m)
+    w = rng.integers(-2, 3, size=(6, 5, 3, 3)) * (rng.random((6, 5, 3, 3)) < 0.4)
+    exact_nnz = sum(
+        v != 0
+        for k in range(6)
+        for c in range(5)
+        for row in exact_U(w[k, c], m, points)
+        for v in row
+    )
+    alpha = m + 2
+    got = sp.filter_fill_in(w.astype(float), m, points)
+    assert got == exact_nnz / (6 * 5 * alpha * alpha)
+    # and cancellations happened, so the structural count is larger
+    assert sp.filter_fill_in(w.astype(float), m, points, rule="structural") > got
+
+
+def test_filter_fill_in_structural_rule_ignores_cancellation():
+    w = np.zeros((1, 1, 3, 3))
+    w[0, 0, 0] = [1.0, -1.0, 0.0]  # G row (1/2, 1/2, 1/2) cancels it
+    U = filter_transform(w)
+    # rows 0-2 of G (column 0 nonzero) times columns 0-2 of GT: 9 structural nonzeros, but
+    # column 1 is (1/2)(1) + (1/2)(-1) = 0
+    assert sp.filter_fill_in(w, rule="structural") == 9 / 16
+    assert sp.filter_fill_in(w) == sp.density(U) == 6 / 16
+
+
+@pytest.mark.parametrize("m", [2, 4])
+def test_filter_fill_in_structural_equals_zeros_of_generic_values(m):
+    w = random_pruned_kernels(5, zeros=0.7, shape=(8, 8, 3, 3))
+    # replace every surviving tap by an unrelated generic value: no cancellations remain
+    generic = np.where(w != 0, np.random.default_rng(6).uniform(1, 2, w.shape), 0.0)
+    expected = sp.density(filter_transform(generic, m))
+    assert sp.filter_fill_in(w, m, rule="structural") == expected
+
+
+def test_filter_fill_in_rejects_bad_input():
+    with pytest.raises(ValueError, match="rule"):
+        sp.filter_fill_in(np.ones((1, 1, 3, 3)), rule="exact")
+    with pytest.raises(ValueError, match=r"\(K, C, r, r\)"):
+        sp.filter_fill_in(np.ones((3, 3)))
+    with pytest.raises(TypeError, match="floating"):
+        sp.filter_fill_in(np.ones((1, 1, 3, 3), dtype=int))
+    with pytest.raises(ValueError, match="NaN"):
+        sp.filter_fill_in(np.full((1, 1, 3, 3), np.nan))
+
+
+@pytest.mark.parametrize(("m", "published"), [(2, 0.94), (4, 1.00)])
+def test_activation_density_spatial_relu_published(m, published):
+    x = np.random.default_rng(1).standard_normal((4, 16, 32, 32))
+    assert abs(sp.activation_density(x, m=m, relu="spatial") - published) <= 0.02
+
+
+@pytest.mark.parametrize("m", [2, 4, 6])
+def test_activation_density_winograd_relu_is_half(m):
+    x = np.random.default_rng(2).standard_normal((4, 16, 32, 32))
+    assert abs(sp.activation_density(x, m=m, relu="winograd") - 0.50) <= 0.02
+
+
+@pytest.mark.parametrize(("m", "padding"), [(2, 1), (4, 0), (4, (1, 2))])
+def test_activation_density_exact_on_integer_images(m, padding):
+    # integer pixels (like uint8 images) and the integer BT of F(2,3), F(4,3) make the float64
+    # transform exact, so the reference's plain float zeros are the exact zeros
+    x = np.random.default_rng(m).integers(-3, 4, size=(2, 3, 9, 11)).astype(float)
+    V = input_transform(np.maximum(x, 0), 3, m, padding)
+    assert sp.activation_density(x, m=m, padding=padding) == np.count_nonzero(V) / V.size
+    V = input_transform(x, 3, m, padding)
+    assert sp.activation_density(x, m=m, padding=padding, relu="winograd") == (
+        np.count_nonzero(V > 0) / V.size
+    )
+
+
+def test_activation_density_rejects_bad_input():
+    x = np.ones((1, 1, 4, 4))
+    with pytest.raises(ValueError, match="relu"):
+        sp.activation_density(x, relu="before")
+    with pytest.raises(ValueError, match="empty"):
+        sp.activation_density(x, r=7, padding=0)
+    with pytest.raises(ValueError, match=r"\(N, C, H, W\)"):
+        sp.activation_density(np.ones((4, 4)))
+
+
+# --- Yu et al. -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("m", "r", "points"), [(2, 3, None), (4, 3, None), (4, 3, "onednn")])
+def test_winograd_support_is_the_pattern_of_G_kron_G(m, r, points):
+    G2 = nested(cook_toom(m, r, points)).G2
+    expected = np.array([[v != 0 for v in row] for row in G2.tolist()])
+    alpha = m + r - 1
+    S = sp.winograd_support(m, r, points)
+    np.testing.assert_array_equal(S.reshape(alpha * alpha, r * r), expected)
+
+
+def test_winograd_support_f43_rows():
+    S = sp.winograd_support(4, 3)
+    # rows 0 and 5 of G have one nonzero, rows 1-4 three (notes-papers.md §3.3)
+    per_row = S[:, 0].sum(axis=(1, 2)) / 1  # column b = 0 has one tap, so this counts row a
+    assert per_row.tolist() == [1, 3, 3, 3, 3, 1]
+
+
+def yu_mask_oracle(w, target, m):
+    """Brute force: try every threshold, loop over kernels and positions, keep the best."""
+    S = sp.winograd_support(m, 3)
+    alpha = m + 2
+    K, C = w.shape[:2]
+    taps = [[np.argwhere(S[a, b]) for b in range(alpha)] for a in range(alpha)]
+    peaks = sorted(
+        {
+            max(abs(w[k, c, u, v]) for u, v in taps[a][b])
+            for k in range(K)
+            for c in range(C)
+            for a in range(alpha)
+            for b in range(alpha)
+        }
+    )
+    best = None
+    for T in [-1.0, *peaks]:
+        mask = np.ones(w.shape, dtype=bool)
+        for k in range(K):
+            for c in range(C):
+                for a in range(alpha):
+                    for b in range(alpha):
+                        if max(abs(w[k, c, u, v]) for u, v in taps[a][b]) <= T:
+                            for u, v in taps[a][b]:
+                                mask[k, c, u, v] = False
+        d = sp.density(filter_transform(w * mask, m))
+        if d <= target and (best is None or d > best[0]):
+            best = (d, mask)
+    return best
+
+
+@pytest.mark.parametrize("m", [2, 4])
+@pytest.mark.parametrize("target", [0.0, 0.3, 0.55, 0.8, 1.0])
+def test_structured_spatial_mask_matches_brute_force(m, target):
+    w = np.random.default_rng(7).standard_normal((3, 2, 3, 3))
+    w[0, 1, 2] = 0.0  # a kernel that starts partly pruned
+    mask = sp.structured_spatial_mask(w, target, m)
+    d_best, mask_best = yu_mask_oracle(w, target, m)
+    assert mask.dtype == bool and mask.shape == w.shape
+    assert sp.density(filter_transform(w * mask, m)) == d_best <= target
+    # among masks of equal density the smallest threshold (fewest taps cut) is the one returned
+    np.testing.assert_array_equal(mask, mask_best)
+
+
+def test_structured_spatial_mask_layer_reaches_target_closely():
+    w = np.random.default_rng(8).standard_normal((32, 16, 3, 3))
+    for target in (0.3, 0.5, 0.7):
+        d = sp.filter_fill_in(w * sp.structured_spatial_mask(w, target), m=4)
+        assert target - 0.01 <= d <= target
+
+
+def test_structured_spatial_mask_rejects_bad_input():
+    with pytest.raises(ValueError, match="target_density"):
+        sp.structured_spatial_mask(np.ones((1, 1, 3, 3)), 1.2)
+    with pytest.raises(ValueError, match="square"):
+        sp.structured_spatial_mask(np.ones((1, 1, 3, 2)), 0.5)
+
+
+@pytest.mark.parametrize(
+    ("m", "r", "f2"), [(4, 3, [42, 136, 136, 850, 850, 42]), (2, 3, [2, 4, 4, 2])]
+)
+def test_importance_factors_published_values(m, r, f2):
+    F = sp.importance_factors(m, r, normalise=False)
+    np.testing.assert_array_equal(np.diag(F), f2)  # F_ii = f_i^2, exactly
+    Fhat = sp.importance_factors(m, r)
+    assert Fhat.min() == 1.0 and Fhat.max() == max(f2) / min(f2)
+
+
+# Yu et al.'s stored tables (jiecaoyu/winograd, WinogradPruning/utils/para.py)
+YU_F43 = np.array([
+    [42.0, 75.57777451, 75.57777451, 188.94443628, 188.94443628, 42.0],
+    [75.57777451, 136.0, 136.0, 340.0, 340.0, 75.57777451],
+    [75.57777451, 136.0, 136.0, 340.0, 340.0, 75.57777451],
+    [188.94443628, 340.0, 340.0, 850.0, 850.0, 188.94443628],
+    [188.94443628, 340.0, 340.0, 850.0, 850.0, 188.94443628],
+    [42.0, 75.57777451, 75.57777451, 188.94443628, 188.94443628, 42.0],
+])  # fmt: skip
+YU_F45_DIAG = [57.125, 160.5, 160.5, 1115.625, 1115.625, 4462.5, 4462.5, 57.125]
+
+
+def test_importance_factors_match_yu_tables():
+    F = sp.importance_factors(4, 3, normalise=False)
+    assert (F[0, 0], F[1, 1], F[1, 3], F[3, 3]) == (42.0, 136.0, 340.0, 850.0)
+    np.testing.assert_allclose(F, YU_F43, rtol=1e-9)  # the table has 10 digits
+    # Yu's F(4x4, 5x5) puts a factor 8 into the AT columns of the points +-1/2 (and 1/8 into
+    # G); F scales with AT's columns, so it matches ours after that rescaling
+    s = np.array([1, 1, 1, 1, 1, 8, 8, 1.0])
+    F45 = sp.importance_factors(4, 5, normalise=False) * np.outer(s, s)
+    np.testing.assert_allclose(np.diag(F45), YU_F45_DIAG, rtol=1e-12)
+    np.testing.assert_allclose((F45[0, 5], F45[3, 5]), (504.89633837, 2231.25), rtol=1e-9)
+
+
+def importance_oracle(m, r):
+    """F_ij^2 = sum of squared coefficients from input pixels to outputs through U_ij alone,
+    read off the reference Winograd layer one basis input at a time."""
+    alpha = m + r - 1
+    F2 = np.zeros((alpha, alpha))
+    for i in range(alpha):
+        for j in range(alpha):
+            U = np.zeros((1, 1, alpha, alpha))
+            U[0, 0, i, j] = 1.0
+            for p in range(alpha * alpha):
+                x = np.zeros((1, 1, alpha * alpha))
+                x[0, 0, p] = 1.0
+                y = winograd_domain_conv2d(x.reshape(1, 1, alpha, alpha), U, m=m)
+                F2[i, j] += np.sum(y**2)
+    return np.sqrt(F2)
+
+
+@pytest.mark.parametrize(("m", "r"), [(2, 3), (4, 3), (3, 2)])
+def test_importance_factors_equal_coefficient_norms_of_the_layer(m, r):
+    np.testing.assert_allclose(
+        sp.importance_factors(m, r, normalise=False),
+        importance_oracle(m, r),
+        rtol=tolerance(m, dtype=np.float64, r=r),
+    )
+
+
+def test_prune_importance_is_top_k_of_weighted_magnitude():
+    rng = np.random.default_rng(9)
+    U = rng.standard_normal((4, 3, 6, 6))
+    Fhat = importance_oracle(4, 3)
+    Fhat /= Fhat.min()
+    for d in (0.1, 0.37, 0.9):
+        p = sp.prune_importance(U, d, m=4)
+        np.testing.assert_array_equal(p.mask, top_k_oracle(np.abs(U) * Fhat, int(U.size * d)))
+        np.testing.assert_array_equal(p.values, np.where(p.mask, U, 0.0))
+    old = p.mask
+    q = sp.prune_importance(U, 0.2, m=4, mask=old)
+    assert not (q.mask & ~old).any() and q.mask.sum() == int(U.size * 0.2)
+
+
+def test_prune_importance_rejects_bad_input():
+    with pytest.raises(ValueError, match="alpha"):
+        sp.prune_importance(np.ones((1, 1, 6, 5)), 0.5)
+    with pytest.raises(ValueError, match=r"\(K, C, alpha, alpha\)"):
+        sp.prune_importance(np.ones((6, 6)), 0.5)
+    with pytest.raises(ValueError, match=r"density must be"):
+        sp.prune_importance(np.ones((1, 1, 6, 6)), 2.0)
+
+
+# --- Li et al. -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("m", "r"), [(2, 3), (4, 3), (4, 5)])
+def test_position_threshold_scale_is_inverse_row_norm_of_A_kron_A(m, r):
+    AT = cook_toom(m, r).AT
+    AkA = sympy.kronecker_product(AT.T, AT.T)  # (alpha^2, m^2)
+    expected = [1 / sympy.sqrt(sum(v**2 for v in AkA.row(t))) for t in range(AkA.rows)]
+    alpha = m + r - 1
+    np.testing.assert_allclose(
+        sp.position_threshold_scale(m, r).ravel(),
+        np.array([float(v) for v in expected]),
+        rtol=tolerance(m, dtype=np.float64, r=r),
+    )
+    assert sp.position_threshold_scale(m, r).shape == (alpha, alpha)
+
+
+def test_prune_native_brute_force_and_inclusive_threshold():
+    rng = np.random.default_rng(10)
+    U = rng.standard_normal((3, 2, 6, 6)) * 0.3
+    scale = sp.position_threshold_scale(4, 3)
+    U[0, 0, 2, 3] = 0.1 * scale[2, 3]  # exactly at the threshold: pruned (SkimCaffe's <=)
+    p = sp.prune_native(U, 0.1, m=4)
+    for k, c, a, b in np.ndindex(U.shape):
+        kept = abs(U[k, c, a, b]) > 0.1 * scale[a, b]
+        assert p.mask[k, c, a, b] == kept
+        assert p.values[k, c, a, b] == (U[k, c, a, b] if kept else 0.0)
+    assert not p.mask[0, 0, 2, 3]
+    assert sp.prune_native(U, 0.0, m=4).mask.all()
+
+
+@pytest.mark.parametrize("t", [-1.0, float("inf"), float("nan"), True, "0.1"])
+def test_prune_native_rejects_bad_threshold(t):
+    with pytest.raises(ValueError, match="threshold"):
+        sp.prune_native(np.ones((1, 1, 6, 6)), t)
+
+
+# --- projection back to r x r ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("m", "points"), [(2, None), (4, None), (4, "onednn"), (6, None)])
+def test_projection_round_trips_spatial_kernels(m, points):
+    g = np.random.default_rng(m).standard_normal((4, 3, 3, 3))
+    p = sp.project_to_spatial(filter_transform(g, m, points), m, points)
+    assert relative_error(p.w, g) <= tolerance(m, points, dtype=np.float64)
+    assert p.residual.shape == (4, 3)
+    assert p.residual.max() <= tolerance(m, points, dtype=np.float64)
+
+
+@pytest.mark.parametrize("m", [2, 4, 6])
+def test_G_kron_G_has_full_column_rank(m):
+    G2 = nested(cook_toom(m, 3)).G2
+    assert G2.rank() == 9
+
+
+def test_projection_matches_exact_least_squares_and_pruning_leaves_a_residual():
+    m = 2
+    U = filter_transform(np.random.default_rng(11).standard_normal((2, 2, 3, 3)), m)
+    pruned = sp.prune_magnitude(U, 0.4).values
+    p = sp.project_to_spatial(pruned, m)
+    assert (p.residual > 0.05).all(), "a pruned U is not G g GT of any 3x3 g"
+    S = nested(cook_toom(m, 3)).G2
+    for k, c in np.ndindex(2, 2):
+        u = sympy.Matrix([sympy.Rational(v) for v in pruned[k, c].ravel()])  # exact floats
+        g = (S.T * S).inv() * S.T * u  # normal equations, exactly
+        exact_res = float(sympy.sqrt(((u - S * g).T * (u - S * g))[0]) / sympy.sqrt((u.T * u)[0]))
+        tol = tolerance(m, dtype=np.float64)
+        assert relative_error(p.w[k, c].ravel(), np.array([float(v) for v in g])) <= tol
+        assert abs(p.residual[k, c] - exact_res) <= tol * exact_res
+    # the residual is what the reference filter transform of w leaves
+    back = filter_transform(p.w, m)
+    res = np.linalg.norm((pruned - back).reshape(4, -1), axis=1)
+    res /= np.linalg.norm(pruned.reshape(4, -1), axis=1)
+    np.testing.assert_allclose(p.residual.ravel(), res, rtol=tolerance(m, dtype=np.float64))
+
+
+def test_projection_of_zero_kernel():
+    p = sp.project_to_spatial(np.zeros((1, 2, 6, 6)), m=4)
+    assert (p.w == 0).all() and (p.residual == 0).all()
+
+
+def test_projection_rejects_bad_input():
+    with pytest.raises(ValueError, match="alpha"):
+        sp.project_to_spatial(np.ones((1, 1, 4, 4)), m=6)
+    with pytest.raises(TypeError, match="floating"):
+        sp.project_to_spatial(np.ones((1, 1, 4, 4), dtype=np.int32))
+    with pytest.raises(TypeError, match="numeric"):
+        sp.project_to_spatial([[1.0], [1.0, 2.0]])
+    with pytest.raises(TypeError, match="m"):
+        sp.project_to_spatial(np.ones((1, 1, 4, 4)), m=2.0)
