@@ -86,6 +86,10 @@ def test_prune_magnitude_with_mask_only_shrinks(data, a):
     np.testing.assert_array_equal(p.mask, top_k_oracle(np.abs(a * old), k, allowed=old))
 
 
+def test_prune_magnitude_truncates_like_liu():
+    assert np.count_nonzero(sp.prune_magnitude(np.arange(1.0, 101.0), 0.29).mask) == 28
+
+
 def test_prune_magnitude_tie_rule_is_index_order():
     a = np.array([[1.0, -2.0, 2.0], [2.0, 0.5, -2.0]])
     # four entries tie at |2|; the two with the lowest C-order index win
@@ -123,6 +127,8 @@ def test_prune_magnitude_rejects_bad_input_and_masks():
         sp.prune_magnitude(np.ones(4), 0.5, mask=np.ones(3, dtype=bool))
     with pytest.raises(TypeError, match="boolean"):
         sp.prune_magnitude(np.ones(4), 0.5, mask=np.array([2, 0, 1, 1]))
+    with pytest.raises(ValueError, match="NaN"):
+        sp.prune_magnitude(np.array([1.0, np.nan]), 0.5)
     with pytest.raises(ValueError, match="masks only shrink"):
         sp.prune_magnitude(np.ones(4), 0.75, mask=np.array([True, False, True, False]))
 
@@ -255,7 +261,7 @@ def test_winograd_support_is_the_pattern_of_G_kron_G(m, r, points):
 def test_winograd_support_f43_rows():
     S = sp.winograd_support(4, 3)
     # rows 0 and 5 of G have one nonzero, rows 1-4 three (notes-papers.md §3.3)
-    per_row = S[:, 0].sum(axis=(1, 2)) / 1  # column b = 0 has one tap, so this counts row a
+    per_row = S[:, 0].sum(axis=(1, 2))  # G row 0 has one tap, so (a, 0) has as many as row a
     assert per_row.tolist() == [1, 3, 3, 3, 3, 1]
 
 

@@ -136,9 +136,11 @@ def prune_magnitude(a, density: float, mask=None) -> Pruned:
     """Keep the ``int(a.size * density)`` entries of largest ``|a|``, zero the rest.
 
     This is Liu et al.'s pruning (``prune_script.py``): one ranking over the whole array (a
-    layer). Ties are broken deterministically: a stable sort of ``-|a|`` keeps equal magnitudes
-    in C (row-major) index order, so the earlier index is kept. With ``mask`` (Liu's
-    ``--existing_mask``) only entries inside the mask are ranked, so masks only shrink.
+    layer); like Liu's code it truncates the float ``a.size * density``, so ``0.29`` of 100
+    entries keeps 28 (``0.29 * 100 == 28.999999999999996``). Ties are broken deterministically:
+    a stable sort of ``-|a|`` keeps equal magnitudes in C (row-major) index order, so the
+    earlier index is kept. With ``mask`` (Liu's ``--existing_mask``) only entries inside the
+    mask are ranked, so masks only shrink.
 
     Parameters
     ----------
@@ -163,6 +165,8 @@ def prune_magnitude(a, density: float, mask=None) -> Pruned:
     arr = np.asarray(a)
     if arr.dtype.kind not in "iuf" or arr.size == 0:
         raise TypeError(f"a must be a non-empty real numeric array, got {arr.dtype} {arr.shape}")
+    if np.isnan(arr).any():
+        raise ValueError("a contains NaN, which has no magnitude to rank")
     return _prune_by_score(arr, np.abs(arr).astype(np.float64), density, mask)
 
 
@@ -229,8 +233,9 @@ def filter_fill_in(
     K, C, r, _ = w.shape
     alpha = m + r - 1
     if rule == "structural":
-        S = _flat_support(m, r, points).astype(np.int64)
-        taps = (w != 0).reshape(K * C, r * r).astype(np.int64)
+        S = _flat_support(m, r, points).astype(np.float64)
+        taps = (w != 0).reshape(K * C, r * r).astype(np.float64)
+        # number of nonzero taps each U_t depends on, per kernel
         return density(taps @ S.T)
     if rule != "rounding":
         raise ValueError(f"rule must be 'rounding' or 'structural', got {rule!r}")
@@ -337,16 +342,16 @@ def structured_spatial_mask(
     S = _flat_support(m, r, points)  # (alpha^2, r^2)
     g = np.abs(w).reshape(K * C, r * r)
     # peak[kc, t] = max_{j in N_t} |g_j|   (every row of G has a nonzero, so N_t is not empty)
-    peak = np.where(S[None, :, :], g[:, None, :], 0.0).max(axis=2)
-    S_int, nz_taps = S.astype(np.int64), (g != 0)
+    peak = np.stack([g[:, S[t]].max(axis=1) for t in range(S.shape[0])], axis=1)
+    # 0/1 matrix products count taps exactly in float64 (and run on BLAS)
+    S01, nz_taps = S.astype(np.float64), (g != 0)
 
     def mask_for(T: float) -> np.ndarray:
         # zeroed[kc, j]: some position t with peak <= T has j in N_t
-        zeroed = ((peak <= T).astype(np.int64) @ S_int) > 0
-        return ~zeroed
+        return (peak <= T).astype(np.float64) @ S01 == 0
 
     def wino_density(keep: np.ndarray) -> float:
-        return density(((keep & nz_taps).astype(np.int64) @ S_int.T) > 0)
+        return density((keep & nz_taps).astype(np.float64) @ S01.T)
 
     candidates = np.unique(peak)  # thresholds where the mask changes, ascending
     if wino_density(mask_for(-1.0)) <= target:
