@@ -263,4 +263,5 @@ def test_fractions_in_bt_moves_the_denominators():
     assert g_form.AT == b_form.AT
     # the product that matters is the same: diag(G[:, k]) BT per filter tap
     for k in range(3):
-        assert (sympy.diag(*g_form.G[:, k]) * g_form.BT) == (sympy.diag(*b_form.G[:, k]) * b_form.BT)
+        lhs = sympy.diag(*g_form.G[:, k]) * g_form.BT
+        assert lhs == sympy.diag(*b_form.G[:, k]) * b_form.BT

@@ -89,7 +89,8 @@ def test_tile_matches_a_naive_slice_loop(m, r, H, W, N, C):
     big[:, :, :H, :W] = x
     for i in range(th):
         for j in range(tw):
-            np.testing.assert_array_equal(d[:, :, i, j], big[:, :, i * m:i * m + a, j * m:j * m + a])
+            want = big[:, :, i * m:i * m + a, j * m:j * m + a]
+            np.testing.assert_array_equal(d[:, :, i, j], want)
 
 
 def test_tile_is_a_view_when_no_extension_is_needed():
