@@ -236,6 +236,30 @@ def test_activation_density_exact_on_integer_images(m, padding):
     )
 
 
+def test_activation_density_rounding_rule_counts_exact_zeros():
+    # points with thirds: BT has 8/3, 11/3, ... so float64 rounds, yet the rule must find the
+    # entries that are zero in exact arithmetic
+    pts = ("0", "1", "-1", "1/3", "-3")
+    BT = [[Fraction(int(v.p), int(v.q)) for v in row] for row in cook_toom(4, 3, pts).BT.tolist()]
+    x = np.random.default_rng(12).integers(-2, 3, size=(1, 2, 8, 8)).astype(float)
+    xp = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1)))
+    for relu in ("spatial", "winograd"):
+        d_all = np.maximum(xp, 0) if relu == "spatial" else xp
+        nnz = total = 0
+        for c in range(2):
+            for i0 in range(0, 10 - 6 + 1, 4):  # 8x8 output with padding 1: 2 x 2 tiles
+                for j0 in range(0, 10 - 6 + 1, 4):
+                    d = [[int(v) for v in row] for row in d_all[0, c, i0 : i0 + 6, j0 : j0 + 6]]
+                    for a in range(6):
+                        for b in range(6):
+                            v = sum(
+                                BT[a][u] * d[u][q] * BT[b][q] for u in range(6) for q in range(6)
+                            )
+                            nnz += v > 0 if relu == "winograd" else v != 0
+                            total += 1
+        assert sp.activation_density(x, m=4, points=pts, relu=relu) == nnz / total
+
+
 def test_activation_density_rejects_bad_input():
     x = np.ones((1, 1, 4, 4))
     with pytest.raises(ValueError, match="relu"):
@@ -314,6 +338,16 @@ def test_structured_spatial_mask_layer_reaches_target_closely():
     for target in (0.3, 0.5, 0.7):
         d = sp.filter_fill_in(w * sp.structured_spatial_mask(w, target), m=4)
         assert target - 0.01 <= d <= target
+
+
+@settings(deadline=None, max_examples=25)
+@given(seed=st.integers(0, 2**32 - 1), t1=st.floats(0, 1), t2=st.floats(0, 1))
+def test_structured_spatial_mask_is_monotone_in_the_target(seed, t1, t2):
+    lo, hi = sorted((t1, t2))
+    w = np.random.default_rng(seed).standard_normal((4, 3, 3, 3))
+    m_lo, m_hi = sp.structured_spatial_mask(w, lo), sp.structured_spatial_mask(w, hi)
+    assert not (m_lo & ~m_hi).any(), "a lower target only removes more taps"
+    assert sp.filter_fill_in(w * m_lo, 4) <= lo and sp.filter_fill_in(w * m_hi, 4) <= hi
 
 
 def test_structured_spatial_mask_rejects_bad_input():
