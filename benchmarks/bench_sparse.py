@@ -1,0 +1,182 @@
+"""Sparse Winograd (winolab.sparse, numba) against torch's dense conv2d, layer by layer.
+
+For each 3x3 layer of VGG-nagadomi and one ResNet-18 layer, at batch 1 and 64, and Winograd-domain
+weight densities 1.0 ... 0.05 (magnitude pruning of U = G w GT), it times
+
+* winolab.sparse.winograd_domain_conv2d with the packed weights (F(2x2,3x3), float32),
+* the same kernel with the multiply skipped (the transforms alone: the "transform share"),
+* torch.nn.functional.conv2d in NCHW and in channels_last (the faster one is "torch"),
+
+in interleaved rounds in one process, and reports medians and the median of same-round ratios
+(the machine is shared and noisy). Run ``python benchmarks/bench_sparse.py --help``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from winolab import sparse  # noqa: E402
+from winolab.reference import filter_transform  # noqa: E402
+
+DENSITIES = (1.0, 0.5, 0.3, 0.2, 0.1, 0.05)
+RESNET_LAYER = ("resnet18-liu", "res4b_conv1")
+
+
+def layers(quick: bool) -> list[tuple[str, int, int, int]]:
+    """(name, C, K, H) of the benchmarked 3x3 layers (from winolab.counting's tables)."""
+    from winolab.counting import get_network
+
+    vgg = [la for la in get_network("vgg-nagadomi").layers if getattr(la, "kernel", 0) == 3]
+    res = {la.name: la for la in get_network(RESNET_LAYER[0]).layers}[RESNET_LAYER[1]]
+    out = [(la.name, la.in_channels, la.out_channels, la.height) for la in vgg]
+    out.append((f"resnet18:{res.name}", res.in_channels, res.out_channels, res.height))
+    if quick:
+        out = [la for la in out if la[0] in ("conv2", "conv4", "conv6")]
+    return out
+
+
+def prune(U: np.ndarray, density: float) -> np.ndarray:
+    """Magnitude pruning of U to ``density`` (winolab.sparsity when it is there)."""
+    if density >= 1.0:
+        return U
+    try:
+        from winolab.sparsity import prune_magnitude
+    except ImportError:  # pragma: no cover - the sparsity module landing later
+        keep = int(U.size * density)
+        thr = np.sort(np.abs(U), axis=None)[-keep]
+        return np.where(np.abs(U) >= thr, U, 0).astype(U.dtype)
+    return prune_magnitude(U, density).values.astype(U.dtype)
+
+
+def timed(fn, reps: int) -> float:
+    """Mean milliseconds of ``reps`` calls."""
+    t = time.perf_counter()
+    for _ in range(reps):
+        fn()
+    return (time.perf_counter() - t) * 1e3 / reps
+
+
+def bench_layer(name, C, K, H, batch, densities, rounds, seed=0):
+    import torch
+    import torch.nn.functional as F  # noqa: N812
+
+    rng = np.random.default_rng(seed)
+    # activations after a ReLU, Kaiming-scaled weights
+    x = np.maximum(rng.standard_normal((batch, C, H, H)), 0).astype(np.float32)
+    w = (rng.standard_normal((K, C, 3, 3)) * np.sqrt(2.0 / (9 * C))).astype(np.float32)
+    U = filter_transform(w, m=2).astype(np.float32)
+    xt, wt = torch.from_numpy(x), torch.from_numpy(w)
+    xcl, wcl = xt.to(memory_format=torch.channels_last), wt.to(memory_format=torch.channels_last)
+    packed = {d: sparse.SparseWinogradWeights.from_dense(prune(U, d)) for d in densities}
+
+    y_t = F.conv2d(xt, wt, padding=1).numpy()
+    y_w, _ = sparse.winograd_domain_conv2d(x, packed[1.0] if 1.0 in packed else U, padding=1,
+                                           backend="numba", return_multiplies=True)
+    rel_err = float(np.linalg.norm(y_w - y_t) / np.linalg.norm(y_t))
+
+    methods = {
+        "torch_nchw": lambda: F.conv2d(xt, wt, padding=1),
+        "torch_cl": lambda: F.conv2d(xcl, wcl, padding=1),
+        "transforms": lambda: sparse._conv(x, packed[densities[0]], None, 1, 2, None, False,
+                                           "numba", False, do_mac=False),
+    }
+    for d in densities:
+        methods[d] = (lambda P: lambda: sparse.winograd_domain_conv2d(x, P, padding=1,
+                                                                      backend="numba"))(packed[d])
+    # warm up, and pick reps so that one sample takes >= ~20 ms
+    reps = {}
+    with torch.no_grad():
+        for key, fn in methods.items():
+            fn()
+            reps[key] = max(1, min(50, int(20 / max(timed(fn, 1), 1e-3))))
+        samples = {key: [] for key in methods}
+        for _ in range(rounds):
+            for key, fn in methods.items():
+                samples[key].append(timed(fn, reps[key]))
+    torch_best = [min(a, b) for a, b in
+                  zip(samples["torch_nchw"], samples["torch_cl"], strict=True)]
+    rows = []
+    for d in densities:
+        _, mults = sparse.winograd_domain_conv2d(x, packed[d], padding=1, backend="numba",
+                                                 return_multiplies=True)
+        ratios = [t / s for t, s in zip(torch_best, samples[d], strict=True)]
+        ms = statistics.median(samples[d])
+        rows.append({
+            "layer": name, "C": C, "K": K, "H": H, "batch": batch, "density": d,
+            "nnz_density": packed[d].density,
+            "ms_winolab": ms, "ms_winolab_min": min(samples[d]),
+            "ms_torch": statistics.median(torch_best),
+            "ms_torch_nchw": statistics.median(samples["torch_nchw"]),
+            "ms_torch_cl": statistics.median(samples["torch_cl"]),
+            "ms_transforms": statistics.median(samples["transforms"]),
+            "transform_share": statistics.median(samples["transforms"]) / ms,
+            "speedup": statistics.median(ratios),
+            "multiplies": mults, "direct_multiplies": batch * H * H * C * K * 9,
+            "rel_err_dense_vs_torch": rel_err, "rounds": rounds,
+        })
+    return rows
+
+
+def provenance(argv) -> dict:
+    import numba
+    import torch
+
+    root = Path(__file__).resolve().parents[1]
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
+                                text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        commit = "unknown"
+    return {
+        "command": " ".join(["python", "benchmarks/bench_sparse.py", *argv]),
+        "commit": commit, "date": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+        "machine": platform.processor() or platform.machine(), "python": platform.python_version(),
+        "numpy": np.__version__, "numba": numba.__version__, "torch": torch.__version__,
+        "threads_numba": numba.get_num_threads(), "threads_torch": torch.get_num_threads(),
+        "m": 2, "dtype": "float32", "data": "ReLU(randn) input, Kaiming randn weights, seed 0",
+    }
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--quick", action="store_true", help="3 layers, 3 rounds, 3 densities")
+    p.add_argument("--json", type=Path, help="write the rows and provenance here")
+    p.add_argument("--rounds", type=int, default=None, help="interleaved rounds (default 7)")
+    p.add_argument("--batches", type=int, nargs="+", default=[1, 64])
+    p.add_argument("--layers", nargs="+", default=None, help="only these layer names")
+    args = p.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    rounds = args.rounds or (3 if args.quick else 7)
+    densities = (1.0, 0.1, 0.05) if args.quick else DENSITIES
+    todo = [la for la in layers(args.quick) if args.layers is None or la[0] in args.layers]
+    rows = []
+    print(f"{'layer':>20} {'B':>3} {'dens':>5} {'winolab ms':>10} {'torch ms':>9} "
+          f"{'speedup':>7} {'transf.':>7}")
+    for batch in args.batches:
+        for name, C, K, H in todo:
+            for row in bench_layer(name, C, K, H, batch, densities, rounds):
+                rows.append(row)
+                print(f"{name:>20} {batch:>3} {row['density']:>5} {row['ms_winolab']:>10.3f} "
+                      f"{row['ms_torch']:>9.3f} {row['speedup']:>7.2f} "
+                      f"{row['transform_share']:>7.0%}", flush=True)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps({"provenance": provenance(argv), "rows": rows},
+                                        indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,214 @@
+"""winolab.sparse against its float64 twins in winolab.reference (and direct_conv2d)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from winolab import reference, sparse
+from winolab.counting import exact_winograd_multiplies
+from winolab.sparsity import prune_magnitude
+from winolab.testing import assert_conv_close
+from winolab.transforms import tile_counts
+
+pytest.importorskip("numba")
+
+BACKENDS = ("numba", "numpy")
+
+
+def _case(seed, N, C, K, H, W, m, density, r=3, dtype=np.float32, bias=True):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((N, C, H, W)).astype(dtype)
+    w = rng.standard_normal((K, C, r, r)) / np.sqrt(C * r * r)
+    U = prune_magnitude(reference.filter_transform(w, m), density).values.astype(dtype)
+    b = rng.standard_normal(K).astype(dtype) if bias else None
+    return x, U, b
+
+
+@settings(deadline=None, max_examples=30)
+@given(
+    seed=st.integers(0, 2**16),
+    N=st.integers(1, 3), C=st.integers(1, 9), K=st.integers(1, 9),
+    H=st.integers(3, 13), W=st.integers(3, 13),
+    m=st.sampled_from([1, 2, 3, 4]),
+    padding=st.tuples(st.integers(0, 2), st.integers(0, 2)),
+    density=st.sampled_from([1.0, 0.5, 0.2, 0.05]),
+    relu=st.booleans(), dtype=st.sampled_from([np.float32, np.float64]),
+    backend=st.sampled_from(BACKENDS),
+)
+def test_winograd_domain_conv2d_matches_reference(seed, N, C, K, H, W, m, padding, density,
+                                                  relu, dtype, backend):
+    x, U, b = _case(seed, N, C, K, H, W, m, density, dtype=dtype)
+    if min(H + 2 * padding[0], W + 2 * padding[1]) < 3:
+        return
+    y = sparse.winograd_domain_conv2d(x, U, b, padding, m, relu=relu, backend=backend)
+    # the oracle sees exactly the rounded inputs the fast path saw
+    d = reference.winograd_domain_conv2d(x, U, b, padding, m, relu=relu)
+    assert y.dtype == dtype
+    if np.linalg.norm(d) > 0:
+        assert_conv_close(y, d, m=m, err_msg=f"{backend} m={m} relu={relu}")
+    else:
+        assert not y.any()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize(("m", "points", "r"),
+                         [(2, None, 3), (4, None, 3), (4, "barabasz", 3), (4, "onednn", 3),
+                          (2, None, 5), (3, None, 2)])
+def test_winograd_conv2d_matches_direct(backend, m, points, r):
+    rng = np.random.default_rng(m + r)
+    x = rng.standard_normal((2, 5, 11, 9))
+    w = rng.standard_normal((4, 5, r, r)) / np.sqrt(5 * r * r)
+    b = rng.standard_normal(4)
+    d = reference.direct_conv2d(x, w, b, padding=1)
+    for dtype in (np.float32, np.float64):
+        xd, wd, bd = x.astype(dtype), w.astype(dtype), b.astype(dtype)
+        y = sparse.winograd_conv2d(xd, wd, bd, 1, m, points, backend=backend)
+        assert y.dtype == dtype
+        assert_conv_close(y, reference.direct_conv2d(xd, wd, bd, padding=1), m=m,
+                          points=points, r=r)
+    assert_conv_close(y, d, m=m, points=points, r=r)
+
+
+@pytest.mark.parametrize(("N", "H", "C", "K"), [(1, 8, 16, 40), (1, 32, 4, 4), (20, 8, 3, 5)])
+def test_task_splits_match_reference(N, H, C, K):
+    # batch 1 splits output channels or tile rows; small maps block several images per task
+    x, U, b = _case(0, N, C, K, H, H, 2, 0.3)
+    y = sparse.winograd_domain_conv2d(x, U, b, 1, backend="numba")
+    assert_conv_close(y, reference.winograd_domain_conv2d(x, U, b, 1))
+
+
+@settings(deadline=None, max_examples=40)
+@given(N=st.integers(1, 70), th=st.integers(1, 20), tw=st.integers(1, 20),
+       K=st.integers(1, 300), threads=st.integers(1, 8))
+def test_plan_tasks_covers_every_tile_and_channel_once(N, th, tw, K, threads):
+    tasks = sparse.plan_tasks(N, th, tw, K, threads)
+    seen = np.zeros((N, th, K), dtype=int)
+    for n0, n1, i0, i1, k0, k1 in tasks:
+        assert n0 < n1 and i0 < i1 and k0 < k1
+        seen[n0:n1, i0:i1, k0:k1] += 1
+    assert (seen == 1).all()
+
+
+def test_dtypes():
+    x, U, _ = _case(1, 1, 3, 2, 6, 6, 2, 0.5, dtype=np.float64)
+    y16 = sparse.winograd_domain_conv2d(x.astype(np.float16), U, backend="numba")
+    assert y16.dtype == np.float32
+    y = sparse.winograd_domain_conv2d(x.astype(np.float32), U.astype(np.float32))
+    assert y.dtype == np.float32
+
+
+def test_container_round_trip():
+    rng = np.random.default_rng(3)
+    U = prune_magnitude(rng.standard_normal((5, 7, 4, 4)), 0.3).values
+    P = sparse.SparseWinogradWeights.from_dense(U)
+    assert P.nnz == np.count_nonzero(U) == int(U.size * 0.3)
+    assert P.density == pytest.approx(0.3, abs=1 / U.size)
+    assert P.indptr.shape == (16, 6) and P.indptr[-1, -1] == P.nnz
+    np.testing.assert_array_equal(P.to_dense(), U)
+    # row (s, k) holds U[k, :, a, b]'s nonzero channels in order
+    s, k = 6, 3
+    cols = P.indices[P.indptr[s, k]:P.indptr[s, k + 1]]
+    np.testing.assert_array_equal(cols, np.flatnonzero(U[k, :, 1, 2]))
+    # a mask keeps a subset; explicit zeros under the mask are not stored
+    mask = np.zeros(U.shape, bool)
+    mask[:2] = True
+    Pm = sparse.SparseWinogradWeights.from_dense(U, mask=mask)
+    np.testing.assert_array_equal(Pm.to_dense(), np.where(mask, U, 0))
+    assert Pm.nnz == np.count_nonzero(U[:2])
+    P32 = P.astype(np.float32)
+    assert P32.values.dtype == np.float32 and P32.to_dense().dtype == np.float32
+    assert P.astype(np.float64) is P
+
+
+def test_container_is_reused_and_equals_dense_call():
+    x, U, b = _case(4, 2, 6, 5, 9, 9, 4, 0.2)
+    P = sparse.SparseWinogradWeights.from_dense(U)
+    y1 = sparse.winograd_domain_conv2d(x, P, b, 1, m=4, backend="numba")
+    y2 = sparse.winograd_domain_conv2d(x, U, b, 1, m=4, backend="numba")
+    np.testing.assert_array_equal(y1, y2)
+    assert_conv_close(y1, reference.winograd_domain_conv2d(x, U, b, 1, m=4), m=4)
+
+
+@pytest.mark.parametrize("N", [1, 4])
+@pytest.mark.parametrize("m", [2, 4])
+def test_counted_multiplies_equal_the_model(N, m):
+    x, U, b = _case(5, N, 6, 7, 10, 9, m, 0.2)
+    th, tw = tile_counts(10, 9, m)
+    y, mults = sparse.winograd_domain_conv2d(x, U, b, 1, m, backend="numba",
+                                             return_multiplies=True)
+    assert mults == exact_winograd_multiplies(U, n_tiles=N * th * tw)
+    _, dense = sparse.winograd_domain_conv2d(x, U, b, 1, m, backend="numpy",
+                                             return_multiplies=True)
+    assert dense == exact_winograd_multiplies(np.ones_like(U), n_tiles=N * th * tw)
+
+
+def test_bad_input_raises():
+    x, U, _ = _case(6, 1, 3, 2, 6, 6, 2, 0.5)
+    with pytest.raises(ValueError, match="backend"):
+        sparse.winograd_domain_conv2d(x, U, backend="cuda")
+    with pytest.raises(TypeError, match="floating"):
+        sparse.winograd_domain_conv2d(x.astype(int), U)
+    with pytest.raises(ValueError, match="input channels"):
+        sparse.winograd_domain_conv2d(x[:, :2], U)
+    with pytest.raises(ValueError, match="packed U"):
+        sparse.winograd_domain_conv2d(x[:, :2], sparse.SparseWinogradWeights.from_dense(U))
+    with pytest.raises(ValueError, match="mask"):
+        sparse.SparseWinogradWeights.from_dense(U, mask=np.ones(3, bool))
+    with pytest.raises(ValueError, match="empty"):
+        sparse.winograd_domain_conv2d(x[..., :2, :2], U, padding=0)
+    with pytest.raises(ValueError, match="bias"):
+        sparse.winograd_domain_conv2d(x, U, bias=np.ones(3))
+
+
+def test_without_numba(monkeypatch):
+    x, U, b = _case(7, 1, 3, 2, 6, 6, 2, 0.5)
+    monkeypatch.setitem(sys.modules, "winolab._kernels", None)  # import now fails
+    monkeypatch.setattr(sparse, "_FALLBACK_WARNED", False)
+    with pytest.raises(ImportError, match=r"winolab\[fast\]"):
+        sparse.winograd_domain_conv2d(x, U, backend="numba")
+    with pytest.warns(RuntimeWarning, match=r"winolab\[fast\]"):
+        y = sparse.winograd_domain_conv2d(x, U, b)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # only one warning per process
+        sparse.winograd_domain_conv2d(x, U, b)
+    assert_conv_close(y, reference.winograd_domain_conv2d(x, U, b))
+
+
+_NOJIT_SCRIPT = textwrap.dedent("""
+    import numpy as np
+    from winolab import reference, sparse
+    from winolab.testing import assert_conv_close
+    rng = np.random.default_rng(0)
+    for m, relu, dtype, N, K in [(2, False, np.float32, 1, 3), (4, True, np.float64, 2, 2)]:
+        x = rng.standard_normal((N, 2, 5, 6)).astype(dtype)
+        U = reference.filter_transform(rng.standard_normal((K, 2, 3, 3)), m).astype(dtype)
+        U[np.abs(U) < 0.5] = 0
+        b = rng.standard_normal(K).astype(dtype)
+        y, mults = sparse.winograd_domain_conv2d(x, U, b, 1, m, relu=relu, backend="numba",
+                                                 return_multiplies=True)
+        assert_conv_close(y, reference.winograd_domain_conv2d(x, U, b, 1, m, relu=relu), m=m)
+        tiles = N * (-(-5 // m)) * (-(-6 // m))
+        assert mults == np.count_nonzero(U) * tiles, mults
+    print("ok")
+""")
+
+
+def test_kernels_as_plain_python():
+    # NUMBA_DISABLE_JIT=1 runs _kernels.py as Python: coverage and a check of the loops alone
+    env = dict(os.environ, NUMBA_DISABLE_JIT="1")
+    root = Path(__file__).resolve().parents[1]
+    env["PYTHONPATH"] = os.pathsep.join([str(root), env.get("PYTHONPATH", "")])
+    out = subprocess.run([sys.executable, "-c", _NOJIT_SCRIPT], env=env, cwd=root,
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "ok"

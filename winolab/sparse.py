@@ -1,0 +1,323 @@
+"""Fast sparse Winograd convolution: the twins of :mod:`winolab.reference`, in the input dtype.
+
+Pruned Winograd-domain weights ``U`` are packed once into :class:`SparseWinogradWeights`, one
+CSR matrix (K x C) per Winograd position, and reused across calls. The public functions
+validate, convert and plan, then call the numba kernel in :mod:`winolab._kernels`
+(``backend="numba"``), or a vectorised numpy path (``backend="numpy"``, dense batched matmul
+over the alpha^2 positions). ``backend="auto"`` takes numba when it is installed and otherwise
+falls back to numpy with one warning. float32 stays float32, float64 stays float64 (float16
+computes in float32); the reference computes everything in float64.
+
+Data layout of one kernel task (book: kernels chapter): ``V[s, c, t]`` with ``s = a*alpha + b``
+and the task's tiles ``t`` contiguous; the multiply is, per ``s``, a sparse (K x C) times dense
+(C x T) product.
+"""
+
+from __future__ import annotations
+
+import importlib
+import warnings
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from winolab._validate import (
+    check_bias,
+    check_data,
+    check_m,
+    check_padding,
+    check_spatial_weights,
+    check_winograd_weights,
+    output_size,
+)
+from winolab.derive import PointSpec
+from winolab.reference import filter_transform
+from winolab.transforms import tile, tile_counts, transforms, untile
+
+__all__ = ["SparseWinogradWeights", "plan_tasks", "winograd_conv2d", "winograd_domain_conv2d"]
+
+Backend = Literal["auto", "numba", "numpy"]
+_FALLBACK_WARNED = False
+
+
+@dataclass(frozen=True)
+class SparseWinogradWeights:
+    """Winograd-domain weights ``U`` (K, C, alpha, alpha) packed as CSR, one per position.
+
+    Row ``(s, k)`` of position ``s = a * alpha + b`` holds the nonzero ``U[k, c, a, b]`` for
+    ``c`` in ``indices[indptr[s, k]:indptr[s, k + 1]]`` (ascending), values alongside.
+    Build it once with :meth:`from_dense` and pass it as ``U`` to
+    :func:`winograd_domain_conv2d`.
+
+    Attributes
+    ----------
+    indptr : numpy.ndarray, int64, shape (alpha**2, K + 1)
+        Offsets into ``indices``/``values``; ``indptr[s, K] == indptr[s + 1, 0]``.
+    indices : numpy.ndarray, int32, shape (nnz,)
+        Input channel of each stored value.
+    values : numpy.ndarray, float32 or float64, shape (nnz,)
+    shape : tuple of int
+        ``(K, C, alpha, alpha)``.
+
+    Examples
+    --------
+    >>> U = np.zeros((2, 3, 4, 4)); U[1, 2, 0, 3] = 5.0; U[0, 0, 1, 1] = -1.0
+    >>> P = SparseWinogradWeights.from_dense(U)
+    >>> P.nnz, P.density, bool((P.to_dense() == U).all())
+    (2, 0.020833333333333332, True)
+    """
+
+    indptr: np.ndarray
+    indices: np.ndarray
+    values: np.ndarray
+    shape: tuple[int, int, int, int]
+
+    @classmethod
+    def from_dense(cls, U, mask=None, dtype=None) -> SparseWinogradWeights:
+        """Pack the nonzeros of ``U`` (where ``mask`` is True, if given) in ``dtype``.
+
+        ``dtype`` defaults to U's float32/float64 (anything else becomes float64). Zeros are
+        never stored, even under the mask, so that counted multiplies are real ones.
+        """
+        U = check_winograd_weights(U, np.shape(U)[1] if np.ndim(U) == 4 else 0, 1, dtype=None)
+        if dtype is None:
+            dtype = U.dtype if U.dtype in (np.float32, np.float64) else np.float64
+        K, C, alpha, _ = U.shape
+        # (S, K, C): position-major, as the kernel reads it
+        Us = U.transpose(2, 3, 0, 1).reshape(alpha * alpha, K, C)
+        keep = Us != 0
+        if mask is not None:
+            mask = np.asarray(mask)
+            if mask.shape != U.shape or mask.dtype != bool:
+                raise ValueError(f"mask must be a bool array of shape {U.shape}, got "
+                                 f"{mask.dtype} {mask.shape}")
+            keep &= mask.transpose(2, 3, 0, 1).reshape(alpha * alpha, K, C)
+        row_nnz = keep.sum(axis=2).ravel()  # rows (s, k) in order
+        starts = np.concatenate(([0], np.cumsum(row_nnz))).astype(np.int64)
+        S = alpha * alpha
+        indptr = np.stack([starts[s * K:s * K + K + 1] for s in range(S)])
+        _, _, c = np.nonzero(keep)
+        return cls(indptr=indptr, indices=c.astype(np.int32),
+                   values=np.ascontiguousarray(Us[keep], dtype=dtype), shape=U.shape)
+
+    @property
+    def nnz(self) -> int:
+        """Number of stored nonzeros."""
+        return int(self.values.size)
+
+    @property
+    def density(self) -> float:
+        """Fraction of ``U``'s entries that are stored."""
+        return self.nnz / float(np.prod(self.shape))
+
+    def to_dense(self) -> np.ndarray:
+        """Unpack into ``U`` of shape ``(K, C, alpha, alpha)`` in the stored dtype."""
+        K, C, alpha, _ = self.shape
+        row_nnz = np.diff(self.indptr, axis=1).ravel()
+        rows = np.repeat(np.arange(alpha * alpha * K), row_nnz)
+        Us = np.zeros((alpha * alpha, K, C), dtype=self.values.dtype)
+        Us[rows // K, rows % K, self.indices] = self.values
+        return Us.reshape(alpha, alpha, K, C).transpose(2, 3, 0, 1).copy()
+
+    def astype(self, dtype) -> SparseWinogradWeights:
+        """The same weights with values in ``dtype`` (no copy if it already is)."""
+        if self.values.dtype == np.dtype(dtype):
+            return self
+        return SparseWinogradWeights(self.indptr, self.indices,
+                                     self.values.astype(dtype), self.shape)
+
+
+def plan_tasks(N: int, th: int, tw: int, K: int, threads: int,
+               target_tiles: int = 256, min_tiles: int = 32) -> np.ndarray:
+    """Split a layer into kernel tasks ``(n0, n1, i0, i1, k0, k1)``, one per row.
+
+    A task holds about ``target_tiles`` tiles: several images where maps are small, a range
+    of tile rows where they are large. With fewer tasks than ``threads`` (batch 1), images and
+    rows are split further down to ``min_tiles`` tiles, then output channels are split (each
+    such task repeats the cheap input transform of its tiles).
+
+    >>> plan_tasks(64, 4, 4, 256, threads=2).shape   # 8x8 maps: 16 images per task
+    (4, 6)
+    >>> plan_tasks(1, 4, 4, 256, threads=2)[:, 4:].tolist()   # batch 1: split K
+    [[0, 128], [128, 256]]
+    """
+    per_image = th * tw
+    if per_image >= target_tiles:
+        ib, rows = 1, max(1, min(th, target_tiles // tw))
+    else:
+        ib, rows = max(1, min(N, target_tiles // per_image)), th
+
+    def count(ib, rows):
+        return -(-N // ib) * -(-th // rows)
+
+    while count(ib, rows) < threads and ib * rows * tw > min_tiles and (ib > 1 or rows > 1):
+        if ib > 1:
+            ib = -(-ib // 2)
+        else:
+            rows = -(-rows // 2)
+    kchunks = min(K, -(-threads // count(ib, rows)))
+    kb = -(-K // kchunks)
+    out = [(n, min(N, n + ib), i, min(th, i + rows), k, min(K, k + kb))
+           for n in range(0, N, ib) for i in range(0, th, rows) for k in range(0, K, kb)]
+    return np.array(out, dtype=np.int64)
+
+
+def _kernels(backend: Backend):
+    """The numba kernel module, or None to use numpy (warning once for ``auto``)."""
+    global _FALLBACK_WARNED
+    if backend not in ("auto", "numba", "numpy"):
+        raise ValueError(f"backend must be 'auto', 'numba' or 'numpy', got {backend!r}")
+    if backend == "numpy":
+        return None
+    try:
+        kernels = importlib.import_module("winolab._kernels")
+    except ImportError as exc:
+        if backend == "numba":
+            raise ImportError("backend='numba' needs numba: pip install winolab[fast]") from exc
+        if not _FALLBACK_WARNED:
+            _FALLBACK_WARNED = True
+            warnings.warn("numba is not installed, winolab.sparse falls back to a slower numpy "
+                          "path: pip install winolab[fast]", RuntimeWarning, stacklevel=3)
+        return None
+    return kernels
+
+
+def winograd_domain_conv2d(
+    x: np.ndarray,
+    U: np.ndarray | SparseWinogradWeights,
+    bias: np.ndarray | None = None,
+    padding: int | tuple = 0,
+    m: int = 2,
+    points: PointSpec = None,
+    relu: bool = False,
+    *,
+    backend: Backend = "auto",
+    return_multiplies: bool = False,
+):
+    """Fast twin of :func:`winolab.reference.winograd_domain_conv2d`, sparse in ``U``.
+
+    ``y = AT [ sum_c U * V ] A`` with ``V = BT d B`` (or ``ReLU(BT d B)`` when ``relu``),
+    computed in x's dtype. Only the nonzeros of ``U`` are multiplied (numba backend).
+
+    Parameters
+    ----------
+    x : array, shape (N, C, H, W), float32 or float64 (float16 computes in float32)
+    U : array (K, C, alpha, alpha) or SparseWinogradWeights
+        Winograd-domain weights; pack them once with :meth:`SparseWinogradWeights.from_dense`
+        to reuse across calls.
+    bias, padding, m, points, relu
+        As in the reference.
+    backend : {"auto", "numba", "numpy"}
+    return_multiplies : bool
+        Also return the number of multiplications in ``sum_c U * V`` that were performed:
+        ``nnz(U) * tiles`` for numba (equal to
+        :func:`winolab.counting.exact_winograd_multiplies` with ``n_tiles``), all
+        ``K * C * alpha**2 * tiles`` for the dense numpy path.
+
+    Returns
+    -------
+    y : numpy.ndarray, shape (N, K, h_out, w_out), x's dtype
+    multiplies : int, only if ``return_multiplies``
+
+    Examples
+    --------
+    >>> from winolab import reference
+    >>> rng = np.random.default_rng(0)
+    >>> x = rng.standard_normal((2, 8, 9, 9)).astype(np.float32)
+    >>> U = reference.filter_transform(rng.standard_normal((4, 8, 3, 3)))
+    >>> U[np.abs(U) < 1.0] = 0      # prune in the Winograd domain
+    >>> y, mults = winograd_domain_conv2d(x, U, padding=1, return_multiplies=True)
+    >>> y.dtype, mults, int(np.count_nonzero(U)) * 2 * 5 * 5    # nnz(U) x tiles
+    (dtype('float32'), 6400, 6400)
+    >>> d = reference.winograd_domain_conv2d(x, U, padding=1)
+    >>> bool(np.linalg.norm(y - d) / np.linalg.norm(d) < 1e-6)
+    True
+    """
+    return _conv(x, U, bias, padding, m, points, relu, backend, return_multiplies)
+
+
+def winograd_conv2d(
+    x: np.ndarray,
+    w: np.ndarray,
+    bias: np.ndarray | None = None,
+    padding: int | tuple = 0,
+    m: int = 2,
+    points: PointSpec = None,
+    *,
+    backend: Backend = "auto",
+    return_multiplies: bool = False,
+):
+    """Fast twin of :func:`winolab.reference.winograd_conv2d`: ``U = G w GT``, then the layer.
+
+    Dense ``w`` gives a dense ``U``, so this is the dense baseline; the gains come from
+    pruning ``U`` (see :func:`winograd_domain_conv2d`).
+
+    >>> from winolab import reference
+    >>> rng = np.random.default_rng(1)
+    >>> x, w = rng.standard_normal((1, 3, 6, 6)), rng.standard_normal((2, 3, 3, 3))
+    >>> y = winograd_conv2d(x, w, padding=1, m=4)
+    >>> bool(np.abs(y - reference.direct_conv2d(x, w, padding=1)).max() < 1e-12)
+    True
+    """
+    w = check_spatial_weights(w, None, dtype=None)
+    U = filter_transform(w, check_m(m), points)
+    return _conv(x, U, bias, padding, m, points, False, backend, return_multiplies)
+
+
+def _conv(x, U, bias, padding, m, points, relu, backend, return_multiplies, do_mac=True):
+    x = check_data(x, dtype=None)
+    dt = np.float64 if x.dtype == np.float64 else np.float32
+    x = np.ascontiguousarray(x, dtype=dt)
+    m = check_m(m)
+    if not isinstance(U, SparseWinogradWeights):
+        U = check_winograd_weights(U, x.shape[1], m, dtype=None)
+        U = SparseWinogradWeights.from_dense(U, dtype=dt)
+    elif U.shape[1] != x.shape[1] or U.shape[2] < m:
+        raise ValueError(f"packed U has shape {U.shape}: expected (K, {x.shape[1]}, alpha, "
+                         f"alpha) with alpha >= m = {m}")
+    U = U.astype(dt)
+    K, C, alpha, _ = U.shape
+    r = alpha - m + 1
+    ph, pw = check_padding(padding)
+    h_out, w_out = output_size(x.shape, (r, r), (ph, pw))
+    bias = check_bias(bias, K, dtype=dt)
+    t = transforms(m, r, points, dtype=dt)
+    th, tw = tile_counts(h_out, w_out, m)
+    kern = _kernels(backend)
+    if kern is None:
+        y = _numpy_path(x, U.to_dense(), (ph, pw), t, relu, (h_out, w_out))
+        mults = K * C * alpha * alpha * x.shape[0] * th * tw
+        if bias is not None:
+            y += bias[None, :, None, None]
+    else:
+        import numba
+
+        tasks = plan_tasks(x.shape[0], th, tw, K, numba.get_num_threads())
+        y = np.empty((x.shape[0], K, h_out, w_out), dtype=dt)
+        counts = np.zeros(len(tasks), dtype=np.int64)
+        b = np.zeros(K, dtype=dt) if bias is None else bias
+        kern.winograd_sparse(x, ph, pw, t.BT, t.AT, U.indptr, U.indices, U.values, b,
+                             bool(relu), tasks, tw, y, counts, do_mac)
+        mults = int(counts.sum())
+    return (y, mults) if return_multiplies else y
+
+
+def _numpy_path(x, U, pad, t, relu, out_shape):
+    """Dense Winograd in numpy, in x's dtype: one batched matmul over the alpha^2 positions."""
+    ph, pw = pad
+    xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    d = tile(xp, t.m, t.r)  # (N, C, th, tw, alpha, alpha)
+    N, C, th, tw, alpha, _ = d.shape
+    # V = BT d B, laid out (alpha, alpha, C, N*th*tw)
+    V = np.einsum("au,ncijuv,bv->abcnij", t.BT, d, t.BT, optimize=True)
+    V = V.reshape(alpha * alpha, C, -1)
+    if relu:
+        np.maximum(V, 0, out=V)
+    K = U.shape[0]
+    # M[s] = U[s] V[s]   (K x C times C x tiles, per position s)
+    M = np.matmul(U.transpose(2, 3, 0, 1).reshape(alpha * alpha, K, C), V)
+    M = M.reshape(alpha, alpha, K, N, th, tw)
+    # Y = AT M A   -> (N, K, th, tw, m, m)
+    Y = np.einsum("ia,abknpq,jb->nkpqij", t.AT, M, t.AT, optimize=True)
+    return np.ascontiguousarray(untile(Y, *out_shape))
