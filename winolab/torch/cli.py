@@ -55,6 +55,10 @@ HELP = {
     "retrain_lr": "initial learning rate of each retraining phase",
     "retrain_milestones": "comma-separated epochs (within a retraining phase) of lr drops "
     "(multistep)",
+    "winograd_from": "method yu only: the 0-based index of the first density of the schedule "
+    "that prunes in the Winograd domain; before it the 3x3 convolutions are converted to "
+    "Winograd layers (U = G g GT, Yu et al.'s stage 2); the densities before it are "
+    "structured spatial prunes",
     "augment": "random crop with 4-pixel zero padding and horizontal flips while training",
     "seed": "seed of initialisation, subsets, batch order and augmentation",
     "device": "auto (CUDA when present, else CPU), cpu or cuda",

@@ -82,6 +82,7 @@ class TrainConfig:
     retrain_epochs: int = 0
     retrain_lr: float = 0.01
     retrain_milestones: tuple[int, ...] = ()
+    winograd_from: int | None = None
     augment: bool = True
     seed: int = 0
     device: Device = "auto"
@@ -113,6 +114,12 @@ class TrainConfig:
             raise ValueError("a prune schedule (densities) needs a method: spatial, li, liu or yu")
         if self.method != "none" and not self.densities:
             raise ValueError(f"method {self.method!r} needs densities, e.g. densities=(0.6, 0.4)")
+        if self.winograd_from is not None and (
+            self.method != "yu" or not 0 <= self.winograd_from < len(self.densities)
+        ):
+            raise ValueError(
+                "winograd_from is the index of a density of the schedule, for method 'yu' only"
+            )
         if self.width <= 0 or self.lr <= 0 or self.retrain_lr <= 0:
             raise ValueError("width, lr and retrain_lr must be positive")
 
@@ -239,18 +246,32 @@ def evaluate(model, loader) -> tuple[float, float]:
     return correct / n, loss / n
 
 
-def _build(config: TrainConfig, device):
-    from winolab.torch.models import build_model
+def _build(config: TrainConfig, num_classes: int, init: str | None):
+    """The model; from ``init``'s weights if given (a spatial one converted for ``winograd``)."""
+    from winolab.torch.models import build_model, convert_to_winograd
 
-    model = build_model(
-        config.model,
-        architecture=config.architecture,
-        num_classes=None,
-        width=config.width,
-        m=config.m,
-        batchnorm=config.batchnorm,
-    )
-    return model.to(device)
+    architecture, blob = config.architecture, None
+    if init:
+        path = Path(init) / "checkpoint.pt" if Path(init).is_dir() else Path(init)
+        if not path.is_file():
+            raise FileNotFoundError(f"init checkpoint not found: {path}")
+        blob = torch.load(path, map_location="cpu", weights_only=False)
+        architecture = blob["config"]["architecture"]
+        if architecture not in (config.architecture, "spatial") or (
+            architecture == "spatial" and config.architecture == "winograd_relu"
+        ):
+            raise ValueError(
+                f"cannot start a {config.architecture!r} run from the {architecture!r} model "
+                f"of {path}; a spatial model converts to 'winograd' only"
+            )
+    model = build_model(config.model, architecture, num_classes, config.width, config.m,
+                        config.batchnorm)  # fmt: skip
+    if blob is not None:
+        model.load_state_dict(blob["model"])
+    if architecture != config.architecture:
+        # U = G g GT: the converted network computes what the spatial one did
+        convert_to_winograd(model, config.m)
+    return model
 
 
 def _load_data(config: TrainConfig, device):
@@ -324,18 +345,12 @@ def run(
     np.random.seed(config.seed % 2**32)  # noqa: NPY002
     random.seed(config.seed)
     train, test, train_loader, test_loader = _load_data(config, device)
-    model = _build(config, device)
+    model = _build(config, len(train.classes), None if ckpt else config.init).to(device)
     pruner = None
     if config.method != "none":
         from winolab.torch.pruning import make_pruner
 
-        pruner = make_pruner(model, config.method)
-    if ckpt is None and config.init:
-        init = Path(config.init)
-        init = init / "checkpoint.pt" if init.is_dir() else init
-        if not init.is_file():
-            raise FileNotFoundError(f"init checkpoint not found: {init}")
-        model.load_state_dict(torch.load(init, map_location=device, weights_only=False)["model"])
+        pruner = make_pruner(model, config.method, m=config.m)
     state = {
         "epoch": 0,
         "batch": 0,
@@ -370,13 +385,16 @@ def run(
         if state["phase"] > index or (state["phase"] == index and state["epoch"] >= last):
             first = last
             continue
-        opt, sched = _optimizer(model, config, phase)
         if state["phase"] == index:  # resumed inside this phase
+            opt, sched = _optimizer(model, config, phase)
             opt.load_state_dict(ckpt["optimizer"])
             sched.load_state_dict(ckpt["scheduler"])
         else:
             if phase.density is not None:
+                if config.winograd_from == index - (len(config.phases()) - len(config.densities)):
+                    pruner.to_winograd()  # Yu et al.'s stage 2: new parameters U = G g GT
                 pruner.prune(phase.density)
+            opt, sched = _optimizer(model, config, phase)
             state.update(phase=index, epoch=first, batch=0)
             if not phase.epochs:
                 save(opt, sched)
@@ -441,10 +459,14 @@ def _finish(config, run_dir, model, pruner, test_loader, train, test, state, sta
         batches.append(x)
         if sum(len(b) for b in batches) >= config.stats_images:
             break
-    activations = stats.activation_densities(model, batches) if config.stats_images else None
-    weights = {
-        n: float((p != 0).float().mean()) for n, p in model.named_parameters() if p.dim() == 4
-    }
+    activations = stats.activation_densities(model, batches, m=config.m) if batches else None
+    count = stats.multiplication_count(model, activations, m=config.m)
+    multiplications = {
+        "network": count.network, "method": count.method, "m": count.m, "total": count.total,
+        "direct_total": count.direct_total, "reduction": count.reduction,
+        "model": "the paper's full-width layer table with the densities measured on this model",
+        "layers": [asdict(la) for la in count.layers],
+    }  # fmt: skip
     result = {
         "command": "python -m winolab train " + " ".join(_cli_args(config)),
         "config": asdict(config),
@@ -452,9 +474,10 @@ def _finish(config, run_dir, model, pruner, test_loader, train, test, state, sta
         "accuracy": accuracy,
         "test_loss": test_loss,
         "history": state["history"],
-        "weight_densities": pruner.densities() if pruner is not None else weights,
+        "weight_densities": stats.weight_densities(model),
+        "pruner_densities": pruner.densities() if pruner is not None else None,
         "activation_densities": activations,
-        "multiplications": stats.multiplication_count(model, activations, m=config.m),
+        "multiplications": multiplications,
         "data": {
             "path": str(config.data),
             "train": train.description,

@@ -1,0 +1,176 @@
+"""The training CLI on tiny data: resume reaches the uninterrupted state; runs are kept."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import pickle
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("tqdm")
+
+from winolab.__main__ import build_parser, main  # noqa: E402
+from winolab.torch import train  # noqa: E402
+from winolab.torch.cli import HELP, config_from_args  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def cifar_dir(tmp_path_factory):
+    """A CIFAR-10 python archive, extracted, with 48 training and 16 test images."""
+    root = tmp_path_factory.mktemp("data") / "cifar-10-batches-py"
+    root.mkdir()
+    rng = np.random.default_rng(0)
+    meta = {b"label_names": [f"class{i}".encode() for i in range(10)]}
+    (root / "batches.meta").write_bytes(pickle.dumps(meta, protocol=2))
+    for name, n in [(f"data_batch_{i}", 48 // 5 + (i == 1) * 3) for i in range(1, 6)] + [
+        ("test_batch", 16)
+    ]:
+        labels = rng.integers(0, 10, n)
+        # class-dependent brightness, so there is something to learn
+        images = rng.integers(0, 128, (n, 3072)) + 12 * labels[:, None]
+        batch = {b"data": images.astype(np.uint8), b"labels": labels.tolist()}
+        (root / name).write_bytes(pickle.dumps(batch, protocol=2))
+    return root
+
+
+def _args(cifar_dir, out, *extra):
+    return [
+        "train", "--data", str(cifar_dir), "--output-dir", str(out), "--width", "0.0625",
+        "--batch-size", "16", "--epochs", "2", "--lr", "0.05", "--lr-milestones", "1",
+        "--architecture", "winograd_relu", "--method", "liu", "--densities", "0.5,0.3",
+        "--retrain-epochs", "1", "--retrain-lr", "0.01", "--stats-images", "8",
+        "--device", "cpu", "--no-progress", *extra,
+    ]  # fmt: skip
+
+
+def _checkpoint(run_dir):
+    return torch.load(run_dir / "checkpoint.pt", map_location="cpu", weights_only=False)
+
+
+def _assert_same_state(a, b):
+    assert a["model"].keys() == b["model"].keys()
+    for key in a["model"]:
+        assert torch.equal(a["model"][key], b["model"][key]), key
+    for sa, sb in zip(
+        a["optimizer"]["state"].values(), b["optimizer"]["state"].values(), strict=True
+    ):
+        assert torch.equal(sa["momentum_buffer"], sb["momentum_buffer"])
+    assert a["scheduler"] == b["scheduler"]
+    assert a["state"]["history"] == b["state"]["history"]
+    assert a["state"]["step"] == b["state"]["step"]
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(cifar_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs")
+    assert main(_args(cifar_dir, out, "--run-name", "full")) == 0
+    return out / "full"
+
+
+def test_uninterrupted_run_writes_a_full_result(uninterrupted):
+    result = json.loads((uninterrupted / "result.json").read_text())
+    assert [h["phase"] for h in result["history"]] == ["train", "train", "prune 0.5", "prune 0.3"]
+    assert [h["lr"] for h in result["history"]] == [0.05, pytest.approx(0.005), 0.01, 0.01]
+    assert result["steps"] == 4 * 3  # 4 epochs of ceil(48 / 16) batches
+    assert 0.0 <= result["accuracy"] <= 1.0
+    assert result["config"] == json.loads((uninterrupted / "config.json").read_text())
+    assert "official CIFAR-10" in result["data"]["train"] and result["data"]["train_images"] == 48
+    assert result["git"].keys() == {"commit", "dirty"} and result["wall_time_s"] > 0
+    assert result["command"].startswith("python -m winolab train --data ")
+    assert result["multiplications"] is not None and result["activation_densities"]
+    # the pruned layers hold the last density of the schedule
+    assert result["weight_densities"]
+
+
+def test_stopped_twice_and_resumed_equals_uninterrupted(cifar_dir, tmp_path, uninterrupted):
+    # stop mid-epoch 1, then mid-epoch 3 (a retraining phase), then run to the end
+    assert main(_args(cifar_dir, tmp_path, "--run-name", "r", "--stop-after-steps", "2")) == 0
+    run_dir = tmp_path / "r"
+    assert _checkpoint(run_dir)["state"]["step"] == 2 and not (run_dir / "result.json").exists()
+    assert (
+        main(["train", "--resume", str(run_dir), "--stop-after-steps", "8", "--no-progress"]) == 0
+    )
+    assert _checkpoint(run_dir)["state"]["phase"] == 1
+    assert main(["train", "--resume", str(run_dir), "--no-progress"]) == 0
+    _assert_same_state(_checkpoint(run_dir), _checkpoint(uninterrupted))
+    a = json.loads((run_dir / "result.json").read_text())
+    b = json.loads((uninterrupted / "result.json").read_text())
+    assert a["accuracy"] == b["accuracy"] and a["weight_densities"] == b["weight_densities"]
+
+
+def test_crash_without_checkpoint_resumes_from_the_last_epoch(
+    cifar_dir, tmp_path, uninterrupted, monkeypatch
+):
+    # a crash at the end of epoch 3, before its checkpoint: epoch 3 is redone on resume
+    calls = {"n": 0}
+    evaluate = train.evaluate
+
+    def crash_on_third(model, loader):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise RuntimeError("injected crash")
+        return evaluate(model, loader)
+
+    monkeypatch.setattr(train, "evaluate", crash_on_third)
+    with pytest.raises(RuntimeError, match="injected crash"):
+        main(_args(cifar_dir, tmp_path, "--run-name", "c"))
+    assert _checkpoint(tmp_path / "c")["state"]["epoch"] == 2
+    monkeypatch.setattr(train, "evaluate", evaluate)
+    assert main(["train", "--resume", str(tmp_path / "c"), "--no-progress"]) == 0
+    _assert_same_state(_checkpoint(tmp_path / "c"), _checkpoint(uninterrupted))
+
+
+def test_runs_are_never_overwritten(cifar_dir, tmp_path, uninterrupted, capsys):
+    before = {p.name: p.read_bytes() for p in uninterrupted.iterdir()}
+    out = uninterrupted.parent
+    # an explicit name that exists is refused, a finished run cannot be resumed
+    assert main(_args(cifar_dir, out, "--run-name", "full", "--stop-after-steps", "1")) == 2
+    assert "exists" in capsys.readouterr().err
+    assert main(["train", "--resume", str(uninterrupted), "--no-progress"]) == 2
+    assert "finished" in capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in uninterrupted.iterdir()} == before
+    # the default name gets a suffix instead
+    for _ in range(2):
+        assert main(_args(cifar_dir, tmp_path, "--stop-after-steps", "1")) == 0
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == ["vgg-nagadomi-winograd_relu-liu-w0.0625-s0",
+                     "vgg-nagadomi-winograd_relu-liu-w0.0625-s0-2"]  # fmt: skip
+
+
+def test_bad_input_is_a_clear_error(tmp_path, capsys):
+    assert main(["train", "--data", str(tmp_path / "nowhere.zip"), "--output-dir", str(tmp_path),
+                 "--no-progress"]) == 2  # fmt: skip
+    assert "nowhere.zip" in capsys.readouterr().err
+    assert main(["train", "--resume", str(tmp_path / "no-run")]) == 2
+    assert "checkpoint" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="needs densities"):
+        train.TrainConfig(data="x", method="liu")
+    with pytest.raises(ValueError, match="architecture must be one of"):
+        train.TrainConfig(data="x", architecture="fft")
+    with pytest.raises(ValueError, match="densities are fractions"):
+        train.TrainConfig(data="x", method="liu", densities=(0.5, 1.5))
+
+
+def test_help_documents_every_option():
+    parser = build_parser(train=True)
+    sub = next(a for a in parser._actions if a.dest == "command").choices["train"]
+    text = " ".join(sub.format_help().split())
+    fields = [f.name for f in dataclasses.fields(train.TrainConfig)]
+    assert set(HELP) == set(fields)
+    for name in fields:
+        assert f"--{name.replace('_', '-')}" in text
+        assert " ".join(HELP[name].split())[:40] in text
+    for flag in ("--resume", "--stop-after-steps", "--no-progress"):
+        assert flag in text
+
+
+def test_config_round_trips_through_json_and_command_line():
+    config = train.TrainConfig(data="d.zip", method="yu", densities=(0.7, 0.5), width=0.5,
+                               nesterov=False, lr_milestones=(3, 6))  # fmt: skip
+    assert train.TrainConfig.from_dict(json.loads(json.dumps(dataclasses.asdict(config)))) == config
+    parser = build_parser(train=True)
+    args = parser.parse_args(["train", *train._cli_args(config)])
+    assert config_from_args(args) == config
