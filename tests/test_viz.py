@@ -66,3 +66,38 @@ def test_missing_matplotlib_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
     with pytest.raises(ImportError, match=r"pip install winolab\[widgets\]"):
         viz.plot_conv_cost(widgets.compute_conv_cost())
+
+
+def test_plot_accuracy_draws_every_point_set():
+    a = widgets.compute_accuracy(4, "barabasz", channels=4, tiles=20)
+    fig = viz.plot_accuracy(a)
+    (ax,) = fig.axes
+    ydata = [np.asarray(line.get_ydata()) for line in ax.lines]
+    for _, _, ratios in a.curves:
+        assert any(np.array_equal(y, ratios) for y in ydata)
+    assert f"{a.ratio:.1f}" in ax.get_title()
+
+
+def test_plot_fill_in_bars_are_the_densities():
+    f = widgets.compute_fill_in(0.2, m=4)
+    (ax,) = viz.plot_fill_in(f).axes
+    heights = [p.get_height() for p in ax.patches]
+    assert heights == [f.weight_density, f.winograd_weight_density, f.activation_density,
+                       f.winograd_activation_density, f.winograd_relu_density]
+
+
+def test_plot_pruning_relu_importance_counts_show_their_arrays():
+    p = widgets.compute_pruning(0.4, m=2)
+    for shown, want in zip(images(viz.plot_pruning(p)), (p.U, p.U_pruned, p.U_projected),
+                           strict=True):
+        np.testing.assert_array_equal(shown, want)
+    r = widgets.compute_relu_density(4)
+    np.testing.assert_array_equal(images(viz.plot_relu_density(r))[0], r.position_density)
+    y = widgets.compute_spatial_winograd(0.5, m=4)
+    shown = images(viz.plot_importance(y))
+    np.testing.assert_array_equal(shown[0], y.factors)
+    np.testing.assert_array_equal(shown[1], y.zero_fraction)
+    c = widgets.compute_counts()
+    (ax,) = viz.plot_counts(c).axes
+    heights = np.array([p.get_height() for p in ax.patches]).reshape(3, -1)
+    np.testing.assert_array_equal(heights, np.stack([c.direct, c.winograd, c.sparse]))

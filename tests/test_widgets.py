@@ -159,3 +159,170 @@ def test_missing_ipywidgets_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "ipywidgets", None)
     with pytest.raises(ImportError, match=r"pip install winolab\[widgets\]"):
         widgets.make_conv_cost_widget()
+
+
+# --- chapter 3: accuracy ----------------------------------------------------------------------
+
+
+def test_accuracy_widget_orders_point_sets_as_published():
+    # Barabasz et al. / oneDNN: for F(4, 3) oneDNN's points < Barabasz's < Lavin's in error
+    w = widgets.make_accuracy_widget()
+    c = controls(w)
+    ratios = {}
+    for pts in ("lavin", "barabasz", "onednn"):
+        c["points"].value = pts
+        assert w.result.points == pts and w.result.m == 4
+        ratios[pts] = w.result.ratio
+    assert ratios["onednn"] < ratios["barabasz"] < ratios["lavin"]
+    c["m"].value = 2  # oneDNN's set fits F(4, 3) only: the widget says so, no stale result
+    assert w.result is None
+    c["points"].value = "barabasz"
+    # published F(2, 3) ratio 1.65 (Barabasz et al.), F(8, 3) 159: the ordering must hold
+    assert w.result.ratio < 2.5
+    c["m"].value = 8
+    assert w.result.ratio > 50
+
+
+# --- chapter 5: fill-in -----------------------------------------------------------------------
+
+
+def brute_force_fill_in(density, m, channels):
+    """Prune the widget's seeded kernels by hand, transform, count clear nonzeros."""
+    from winolab.reference import filter_transform
+
+    w = np.random.default_rng(0).standard_normal((channels, channels, 3, 3))
+    keep = np.argsort(-np.abs(w), axis=None, kind="stable")[: int(w.size * density)]
+    pruned = np.zeros(w.size)
+    pruned[keep] = w.ravel()[keep]
+    U = filter_transform(pruned.reshape(w.shape), m)
+    return float((np.abs(U) > 1e-12 * np.abs(w).max()).mean())
+
+
+@pytest.mark.parametrize(("m", "published"), [(2, 0.32), (4, 0.40), (6, 0.45)])
+def test_fill_in_matches_anchor_densities(m, published):
+    # anchors §6.9: 90% spatial zeros -> Winograd density 0.32 / 0.40 / 0.45 (+-0.02)
+    f = widgets.compute_fill_in(0.1, m=m, channels=16)
+    assert f.winograd_weight_density == pytest.approx(published, abs=0.03)
+    assert f.winograd_weight_density == pytest.approx(brute_force_fill_in(0.1, m, 16))
+
+
+def test_fill_in_widget_sliders():
+    w = widgets.make_fill_in_widget()
+    c = controls(w)
+    c["density"].value = 0.5
+    assert w.result.weight_density == pytest.approx(0.5, abs=0.01)
+    assert w.result.winograd_weight_density == pytest.approx(brute_force_fill_in(0.5, 2, 8))
+    assert w.result.winograd_weight_density > 0.8  # half the taps: U is mostly dense
+    c["m"].value = 4
+    assert w.result.m == 4
+    # spatial ReLU then BT d B fills in (anchors: 0.94 / 1.00); ReLU(BT d B) stays near 0.5
+    assert w.result.winograd_activation_density > 0.85
+    assert w.result.winograd_relu_density == pytest.approx(0.5, abs=0.05)
+
+
+# --- chapter 6: pruning in the Winograd domain --------------------------------------------------
+
+
+def test_pruning_widget_density_and_projection():
+    from winolab.reference import filter_transform
+
+    w = widgets.make_pruning_widget()
+    c = controls(w)
+    c["density"].value = 1.0
+    assert w.result.layer_residual < 1e-12 and w.result.output_error < 1e-12
+    c["density"].value = 0.3
+    p = w.result
+    assert p.layer_residual > 0.1 and p.output_error > 0.01
+    # the layer, recomputed: U = G g GT of the same seeded kernels, top 30% by magnitude
+    rng = np.random.default_rng(0)
+    U = filter_transform(rng.standard_normal((4, 4, 3, 3)), 2)
+    threshold = np.sort(np.abs(U), axis=None)[::-1][int(U.size * 0.3) - 1]
+    k, ch = p.kernel
+    np.testing.assert_array_equal(p.U, U[k, ch])
+    np.testing.assert_array_equal(p.U_pruned, np.where(np.abs(U[k, ch]) >= threshold, U[k, ch], 0))
+    # G g' GT is the orthogonal projection: the rest is orthogonal to every G e_uv GT
+    basis = filter_transform(np.eye(9).reshape(9, 1, 3, 3), 2)[:, 0]
+    rest = p.U_pruned - p.U_projected
+    assert np.abs(np.einsum("ab,tab->t", rest, basis)).max() < 1e-12
+    assert p.residual == pytest.approx(np.linalg.norm(rest) / np.linalg.norm(p.U_pruned))
+    c["method"].value = "importance"
+    assert w.result.method == "importance"
+    c["method"].value = "magnitude"
+    c["m"].value = 4
+    assert w.result.U.shape == (6, 6)
+
+
+# --- chapter 7: ReLU in the Winograd domain ---------------------------------------------------
+
+
+def test_relu_widget_matches_brute_force():
+    from winolab.transforms import transforms
+
+    w = widgets.make_relu_widget()
+    c = controls(w)
+    c["shift"].value = 0.5
+    r = w.result
+    assert r.shift == 0.5
+    # brute force: every 4x4 tile of the padded input, V = BT d B, count V > 0 per position
+    rng = np.random.default_rng(0)
+    rng.standard_normal((8, 8, 3, 3))  # the layer's kernels come first from the seed
+    x = rng.standard_normal((8, 16, 16)) + 0.5
+    xp = np.pad(x, ((0, 0), (1, 1), (1, 1)))
+    BT = transforms(2, 3).BT
+    pos = np.zeros((4, 4))
+    n = 0
+    for ch in range(8):
+        for i in range(0, 16, 2):
+            for j in range(0, 16, 2):
+                pos += (BT @ xp[ch, i:i + 4, j:j + 4] @ BT.T) > 0
+                n += 1
+    np.testing.assert_allclose(r.position_density, pos / n)
+    assert r.spatial_density == pytest.approx((x > 0).mean())
+    c["m"].value = 4
+    assert r.position_density.shape == (4, 4) and w.result.position_density.shape == (6, 6)
+
+
+# --- chapter 8: spatial-Winograd pruning ------------------------------------------------------
+
+
+def test_spatial_winograd_widget_mask_carries_into_winograd_domain():
+    from winolab.reference import filter_transform
+    from winolab.sparsity import structured_spatial_mask
+
+    w = widgets.make_spatial_winograd_widget()
+    c = controls(w)
+    c["target"].value = 0.4
+    y = w.result
+    assert y.winograd_density <= 0.4 + 1e-12
+    # Yu et al.: F_hat in [1, 20.2] for F(4x4, 3x3) (f^2 = 42, 136, 136, 850, 850, 42)
+    f = np.sqrt([42, 136, 136, 850, 850, 42])
+    np.testing.assert_allclose(y.factors, np.outer(f, f) / 42)
+    # the zeros are exact zeros of U = G (g * mask) GT, computed by the float64 oracle
+    kernels = np.random.default_rng(0).standard_normal((8, 8, 3, 3))
+    U = filter_transform(kernels * structured_spatial_mask(kernels, 0.4, 4), 4)
+    np.testing.assert_allclose(y.zero_fraction, (U == 0).mean(axis=(0, 1)))
+    assert y.winograd_sparsity == pytest.approx((U == 0).mean())
+
+
+# --- chapter 9: counting ----------------------------------------------------------------------
+
+
+def test_counts_widget_reproduces_workshop_numbers():
+    # Liu et al. 2017 workshop, VGG-nagadomi: 2.3e8 direct, 1.1e8 dense Winograd, 2.3e7
+    # Winograd-ReLU at 40% weight and 41.1% activation density
+    w = widgets.make_counts_widget()
+    r = w.result
+    assert f"{r.direct.sum():.2g}" == "2.3e+08"
+    assert f"{r.winograd.sum():.2g}" == "1.1e+08"
+    assert f"{r.sparse.sum():.2g}" == "2.3e+07"
+    # by hand: conv2 is 32*32 outputs * 64 * 64 * 9 direct, (32/2)^2 tiles * 16 * 64 * 64 wino
+    i = r.layers.index("conv2")
+    assert r.direct[i] == 32 * 32 * 64 * 64 * 9
+    assert r.winograd[i] == 16 * 16 * 16 * 64 * 64
+    assert r.sparse[i] == pytest.approx(16 * 16 * 16 * 64 * 64 * 0.4 * 0.411)
+    c = controls(w)
+    c["weights"].value = 1.0
+    c["activations"].value = 1.0
+    assert w.result.reduction == pytest.approx(w.result.dense_reduction)
+    c["network"].value = "resnet18-liu"
+    assert w.result.network == "resnet18-liu" and "res2a_conv1" in w.result.layers

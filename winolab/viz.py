@@ -78,7 +78,8 @@ def _heatmap(ax: Axes, a: np.ndarray, title: str, labels=None, cmap="RdBu_r", vm
     ax.set_yticks([])
     if labels is not None and a.size <= 100:
         for (i, j), text in np.ndenumerate(np.asarray(labels, dtype=object)):
-            dark = abs(a[i, j]) > 0.6 * vmax
+            # viridis is dark at the bottom, the diverging and blue maps at the top
+            dark = a[i, j] < 0.45 * vmax if cmap == "viridis" else abs(a[i, j]) > 0.6 * vmax
             ax.text(j, i, text, ha="center", va="center", fontsize=7,
                     color="white" if dark else "black")
 
@@ -186,8 +187,8 @@ def plot_pruning(pruning, ax=None) -> Figure:
     p = pruning
     fig, axes = _axes(ax, 3, figsize=(8.0, 3.0))
     vmax = float(np.abs(p.U).max()) or 1.0
-    _heatmap(axes[0], p.U, "U = G g Gᵀ", vmax=vmax)
-    _heatmap(axes[1], p.U_pruned, f"pruned U (density {p.density:.2f})", vmax=vmax)
+    _heatmap(axes[0], p.U, f"U = G g Gᵀ, kernel {p.kernel}", vmax=vmax)
+    _heatmap(axes[1], p.U_pruned, f"pruned U (layer density {p.density:.2f})", vmax=vmax)
     _heatmap(axes[2], p.U_projected, f"G g' Gᵀ (rel. residual {p.residual:.2f})", vmax=vmax)
     return fig
 

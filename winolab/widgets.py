@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -22,14 +23,32 @@ from winolab.derive import cook_toom, verify
 from winolab.transforms import tile, tile_counts, transforms
 
 __all__ = [
+    "Accuracy",
     "ConvCost",
+    "Counts",
     "Derivation",
+    "FillIn",
+    "PruningView",
+    "ReluDensity",
+    "SpatialWinograd",
     "Tiling",
+    "compute_accuracy",
     "compute_conv_cost",
+    "compute_counts",
     "compute_derivation",
+    "compute_fill_in",
+    "compute_pruning",
+    "compute_relu_density",
+    "compute_spatial_winograd",
     "compute_tiling",
+    "make_accuracy_widget",
     "make_conv_cost_widget",
+    "make_counts_widget",
     "make_derivation_widget",
+    "make_fill_in_widget",
+    "make_pruning_widget",
+    "make_relu_widget",
+    "make_spatial_winograd_widget",
     "make_tiling_widget",
 ]
 
@@ -195,6 +214,290 @@ def compute_tiling(H: int = 8, W: int = 8, m: int = 2, r: int = 3, padding: int 
 
 
 # ---------------------------------------------------------------------------------------------
+# Chapter 3: accuracy
+
+
+@dataclass(frozen=True)
+class Accuracy:
+    """Float32 error of F(m x m, 3 x 3) relative to a float32 direct convolution.
+
+    ``ratio`` is :attr:`winolab.testing.ErrorMeasurement.ratio` for the chosen ``m`` and point
+    set; ``curves`` holds ``(point set, ms, ratios)`` for every point set, for context.
+    """
+
+    m: int
+    points: str
+    winograd: float
+    direct: float
+    ratio: float
+    curves: tuple
+
+
+def compute_accuracy(
+    m: int = 4, points: str = "lavin", channels: int = 16, tiles: int = 200, seed: int = 0
+) -> Accuracy:
+    """Measure the float32 error with :func:`winolab.testing.measure_fp32_error`.
+
+    >>> a = compute_accuracy(4, "onednn")
+    >>> a.points, bool(a.ratio < compute_accuracy(4, "lavin").ratio)
+    ('onednn', True)
+    """
+    from winolab.testing import measure_fp32_error
+
+    e = measure_fp32_error(m, 3, points, channels, tiles, seed)
+    return Accuracy(m=m, points=points, winograd=e.winograd, direct=e.direct, ratio=e.ratio,
+                    curves=_accuracy_curves(channels, tiles, seed))
+
+
+@lru_cache(maxsize=8)
+def _accuracy_curves(channels: int, tiles: int, seed: int) -> tuple:
+    from winolab.testing import measure_fp32_error
+
+    def ratio(mm: int, pts: str) -> float:
+        return measure_fp32_error(mm, 3, pts, channels, tiles, seed).ratio
+
+    curves = [(name, range(2, 9)) for name in ("lavin", "barabasz")] + [("onednn", [4])]
+    return tuple((name, _readonly(list(ms)), _readonly([ratio(mm, name) for mm in ms]))
+                 for name, ms in curves)
+
+
+# ---------------------------------------------------------------------------------------------
+# Chapters 5 and 7: fill-in and the Winograd-domain ReLU
+
+
+def _random_layer(seed: int, channels: int, size: int):
+    rng = np.random.default_rng(seed)
+    w = rng.standard_normal((channels, channels, 3, 3))
+    x = rng.standard_normal((1, channels, size, size))
+    return w, x
+
+
+@dataclass(frozen=True)
+class FillIn:
+    """Densities of pruned weights and ReLU'd activations before and after the transforms."""
+
+    m: int
+    density: float
+    weight_density: float
+    winograd_weight_density: float
+    activation_density: float
+    winograd_activation_density: float
+    winograd_relu_density: float
+
+
+def compute_fill_in(
+    density: float = 0.1, m: int = 2, seed: int = 0, channels: int = 8, size: int = 16
+) -> FillIn:
+    """Prune random 3x3 kernels to ``density``, transform, and measure what fills in.
+
+    Weights: :func:`winolab.sparsity.prune_magnitude`, then
+    :func:`winolab.sparsity.filter_fill_in`. Activations: N(0, 1) pre-activations, the density
+    of ``ReLU(x)``, of ``BT ReLU(x) B`` and of ``ReLU(BT x B)``
+    (:func:`winolab.sparsity.activation_density`).
+
+    >>> f = compute_fill_in(0.1, m=2)
+    >>> round(f.weight_density, 3), round(f.winograd_weight_density, 2)
+    (0.099, 0.33)
+    """
+    from winolab import sparsity
+
+    w, x = _random_layer(seed, channels, size)
+    pruned = sparsity.prune_magnitude(w, density).values
+    return FillIn(
+        m=m, density=density, weight_density=sparsity.density(pruned),
+        winograd_weight_density=sparsity.filter_fill_in(pruned, m),
+        activation_density=sparsity.density(np.maximum(x, 0.0)),
+        winograd_activation_density=sparsity.activation_density(x, 3, m, relu="spatial"),
+        winograd_relu_density=sparsity.activation_density(x, 3, m, relu="winograd"),
+    )
+
+
+@dataclass(frozen=True)
+class ReluDensity:
+    """How much of ``ReLU(BT d B)`` is nonzero, overall and per Winograd position."""
+
+    m: int
+    shift: float
+    spatial_density: float
+    winograd_density: float
+    winograd_relu_density: float
+    position_density: np.ndarray
+
+
+def compute_relu_density(
+    m: int = 2, shift: float = 0.0, seed: int = 0, channels: int = 8, size: int = 16
+) -> ReluDensity:
+    """Pre-activations ``x ~ N(shift, 1)``: densities with the ReLU before or after ``BT d B``.
+
+    >>> r = compute_relu_density(2)
+    >>> r.position_density.shape, round(r.winograd_relu_density, 2)
+    ((4, 4), 0.49)
+    """
+    from winolab import sparsity
+    from winolab.reference import input_transform
+
+    _, x = _random_layer(seed, channels, size)
+    x = x + shift
+    V = input_transform(x, r=3, m=m, padding=1)  # (N, C, tiles_h, tiles_w, alpha, alpha)
+    return ReluDensity(
+        m=m, shift=shift, spatial_density=sparsity.density(np.maximum(x, 0.0)),
+        winograd_density=sparsity.activation_density(x, 3, m, relu="spatial"),
+        winograd_relu_density=sparsity.activation_density(x, 3, m, relu="winograd"),
+        position_density=_readonly((V > 0).mean(axis=(0, 1, 2, 3))),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Chapters 6 and 8: pruning in the Winograd domain, spatial-Winograd pruning
+
+
+@dataclass(frozen=True)
+class PruningView:
+    """One layer pruned in the Winograd domain, and its best spatial approximation.
+
+    ``U``, ``U_pruned`` and ``U_projected`` show one kernel, ``kernel = (k, c)``, the one whose
+    kept fraction is closest to the layer's density; ``residual`` is its
+    ``||U_pruned - G g' GT|| / ||U_pruned||``, ``layer_residual`` the mean over the layer,
+    ``output_error`` the relative difference between the pruned Winograd layer and the spatial
+    convolution with ``g'``.
+    """
+
+    m: int
+    density: float
+    method: str
+    kernel: tuple[int, int]
+    U: np.ndarray
+    U_pruned: np.ndarray
+    U_projected: np.ndarray
+    residual: float
+    layer_residual: float
+    output_error: float
+
+
+def compute_pruning(
+    density: float = 0.5, m: int = 2, method: str = "magnitude", seed: int = 0, channels: int = 4
+) -> PruningView:
+    """Prune ``U = G g GT`` (Liu: ``"magnitude"``; Yu: ``"importance"``), project it back.
+
+    >>> p = compute_pruning(1.0)
+    >>> bool(p.layer_residual < 1e-12), bool(p.output_error < 1e-12)
+    (True, True)
+    """
+    from winolab import reference, sparsity
+    from winolab.testing import relative_error
+
+    if method not in ("magnitude", "importance"):
+        raise ValueError(f"method must be 'magnitude' or 'importance', got {method!r}")
+    w, x = _random_layer(seed, channels, 8)
+    U = reference.filter_transform(w, m)
+    if method == "magnitude":
+        pruned = sparsity.prune_magnitude(U, density).values
+    else:
+        pruned = sparsity.prune_importance(U, density, m).values
+    proj = sparsity.project_to_spatial(pruned, m)
+    y_wino = reference.winograd_domain_conv2d(x, pruned, padding=1, m=m)
+    y_spatial = reference.direct_conv2d(x, proj.w, padding=1)
+    # show a typical kernel: kept fraction closest to the layer's density
+    kept = (pruned != 0).mean(axis=(2, 3))
+    k, c = np.unravel_index(np.argmin(np.abs(kept - density)), kept.shape)
+    return PruningView(
+        m=m, density=density, method=method, kernel=(int(k), int(c)), U=_readonly(U[k, c]),
+        U_pruned=_readonly(pruned[k, c]),
+        U_projected=_readonly(reference.filter_transform(proj.w[k:k + 1, c:c + 1], m)[0, 0]),
+        residual=float(proj.residual[k, c]), layer_residual=float(proj.residual.mean()),
+        output_error=relative_error(y_spatial, y_wino) if np.any(y_wino) else 0.0,
+    )
+
+
+@dataclass(frozen=True)
+class SpatialWinograd:
+    """Yu et al.'s structured spatial mask and importance factors for F(m x m, 3 x 3).
+
+    ``zero_fraction[a, b]`` is the fraction of kernels whose ``U[a, b]`` the mask makes exactly
+    zero; ``winograd_sparsity`` is the overall fraction of zeros of ``U``.
+    """
+
+    m: int
+    target_density: float
+    spatial_density: float
+    winograd_density: float
+    winograd_sparsity: float
+    factors: np.ndarray
+    zero_fraction: np.ndarray
+
+
+def compute_spatial_winograd(
+    target_density: float = 0.5, m: int = 4, seed: int = 0, channels: int = 8
+) -> SpatialWinograd:
+    """Mask random kernels with :func:`winolab.sparsity.structured_spatial_mask`.
+
+    >>> y = compute_spatial_winograd(0.5, m=4)
+    >>> bool(y.winograd_density <= 0.5), round(float(y.factors.max()), 1)
+    (True, 20.2)
+    """
+    from winolab import reference, sparsity
+
+    w, _ = _random_layer(seed, channels, 4)
+    mask = sparsity.structured_spatial_mask(w, target_density, m)
+    U = reference.filter_transform(w * mask, m)
+    wd = sparsity.filter_fill_in(w * mask, m, rule="structural")
+    return SpatialWinograd(
+        m=m, target_density=target_density, spatial_density=sparsity.density(mask),
+        winograd_density=wd, winograd_sparsity=1.0 - wd,
+        factors=_readonly(sparsity.importance_factors(m, 3)),
+        zero_fraction=_readonly((U == 0).mean(axis=(0, 1))),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Chapter 9: counting the savings
+
+
+@dataclass(frozen=True)
+class Counts:
+    """Per-layer multiplies of a network: direct, dense Winograd, sparse Winograd-ReLU."""
+
+    network: str
+    m: int
+    weight_density: float
+    activation_density: float
+    layers: tuple[str, ...]
+    direct: np.ndarray
+    winograd: np.ndarray
+    sparse: np.ndarray
+    dense_reduction: float
+    reduction: float
+
+
+def compute_counts(
+    network: str = "vgg-nagadomi", weight_density: float = 0.4,
+    activation_density: float = 0.411, m: int = 2,
+) -> Counts:
+    """Multiplies under the papers' model (:func:`winolab.counting.count_multiplies`).
+
+    >>> c = compute_counts()
+    >>> round(c.dense_reduction, 2), round(c.reduction, 1)
+    (2.19, 10.3)
+    """
+    from winolab import counting
+
+    def per_layer(method, *densities):
+        return counting.count_multiplies(network, method, m, *densities)
+
+    direct, wino = per_layer("direct"), per_layer("winograd")
+    sparse = per_layer("winograd_relu", weight_density, activation_density)
+    return Counts(
+        network=network, m=m, weight_density=weight_density,
+        activation_density=activation_density,
+        layers=tuple(la.name for la in direct.layers),
+        direct=_readonly([la.multiplies for la in direct.layers]),
+        winograd=_readonly([la.multiplies for la in wino.layers]),
+        sparse=_readonly([la.multiplies for la in sparse.layers]),
+        dense_reduction=wino.reduction, reduction=sparse.reduction,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
 # Wiring: compute_* + viz.plot_* -> ipywidgets.interactive
 
 
@@ -255,3 +558,67 @@ def make_tiling_widget():
                  H=_int_slider(8, 3, 16, "H"), W=_int_slider(8, 3, 16, "W"),
                  m=_int_slider(2, 1, 6, "m"), r=_int_slider(3, 1, 5, "r"),
                  padding=_int_slider(1, 0, 2, "padding"))
+
+
+def _float_slider(value: float, lo: float, hi: float, step: float, description: str):
+    return _ipywidgets().FloatSlider(value=value, min=lo, max=hi, step=step,
+                                     description=description, continuous_update=False)
+
+
+def _menu(options, value, description: str):
+    return _ipywidgets().Dropdown(options=list(options), value=value, description=description)
+
+
+def make_accuracy_widget():
+    """A slider for m and a point-set menu over :func:`compute_accuracy`."""
+    from winolab import viz
+
+    return _wire(compute_accuracy, viz.plot_accuracy, m=_int_slider(4, 2, 8, "m"),
+                 points=_menu(["lavin", "barabasz", "onednn"], "lavin", "points"))
+
+
+def make_fill_in_widget():
+    """Sliders for the weight density, m and the seed over :func:`compute_fill_in`."""
+    from winolab import viz
+
+    return _wire(compute_fill_in, viz.plot_fill_in,
+                 density=_float_slider(0.1, 0.05, 1.0, 0.05, "density"),
+                 m=_int_slider(2, 1, 6, "m"), seed=_int_slider(0, 0, 9, "seed"))
+
+
+def make_pruning_widget():
+    """Sliders for the density and m and a method menu over :func:`compute_pruning`."""
+    from winolab import viz
+
+    return _wire(compute_pruning, viz.plot_pruning,
+                 density=_float_slider(0.5, 0.05, 1.0, 0.05, "density"),
+                 m=_int_slider(2, 1, 6, "m"),
+                 method=_menu(["magnitude", "importance"], "magnitude", "method"))
+
+
+def make_relu_widget():
+    """Sliders for m and the pre-activation mean over :func:`compute_relu_density`."""
+    from winolab import viz
+
+    return _wire(compute_relu_density, viz.plot_relu_density, m=_int_slider(2, 1, 6, "m"),
+                 shift=_float_slider(0.0, -1.5, 1.5, 0.25, "shift"))
+
+
+def make_spatial_winograd_widget():
+    """Sliders for the target density and m over :func:`compute_spatial_winograd`."""
+    from winolab import viz
+
+    return _wire(compute_spatial_winograd, viz.plot_importance,
+                 target_density=_float_slider(0.5, 0.05, 1.0, 0.05, "target"),
+                 m=_int_slider(4, 2, 6, "m"))
+
+
+def make_counts_widget():
+    """A network menu and sliders for densities and m over :func:`compute_counts`."""
+    from winolab import counting, viz
+
+    return _wire(compute_counts, viz.plot_counts,
+                 network=_menu(sorted(counting.NETWORKS), "vgg-nagadomi", "network"),
+                 weight_density=_float_slider(0.4, 0.05, 1.0, 0.05, "weights"),
+                 activation_density=_float_slider(0.411, 0.05, 1.0, 0.001, "activations"),
+                 m=_int_slider(2, 2, 6, "m"))
