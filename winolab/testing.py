@@ -104,12 +104,9 @@ def _dtype_name(dtype) -> str:
 
 def _points_name(m: int, r: int, points: PointSpec) -> str:
     """The name of a point set, also when it is given as the named set's points."""
-    if points is None:
-        return "lavin"
-    if isinstance(points, str):
-        resolve_points(m, r, points)  # unknown names and misfits raise here
-        return points
-    pts = resolve_points(m, r, points)
+    pts = resolve_points(m, r, points)  # bad sizes, unknown names and misfits raise here
+    if points is None or isinstance(points, str):
+        return points or "lavin"
     for name, named in POINT_SETS.items():
         if tuple(named[: len(pts)]) == pts:
             return name
@@ -263,7 +260,8 @@ class ErrorMeasurement:
     """Relative L2 errors of F(m x m, r x r) and of a direct convolution, both in ``dtype``.
 
     ``winograd`` and ``direct`` are ``||y - y_ref|| / ||y_ref||`` against a float64 direct
-    reference; ``ratio = winograd / direct`` is how much the transforms amplify rounding.
+    reference; ``ratio = winograd / direct`` is how much the transforms amplify rounding
+    (``inf`` in float64, where the direct convolution is the reference itself).
     """
 
     m: int
@@ -315,8 +313,8 @@ def measure_fp32_error(
     wino, direct = relative_error(y, y_ref), relative_error(y_direct, y_ref)
     return ErrorMeasurement(
         m=m, r=r, points=_points_name(m, r, points), dtype=dt.name, winograd=wino,
-        direct=direct, ratio=wino / direct, channels=channels, tiles=tiles, seed=seed,
-        distribution=distribution,
+        direct=direct, ratio=wino / direct if direct > 0 else math.inf, channels=channels,
+        tiles=tiles, seed=seed, distribution=distribution,
     )
 
 
@@ -351,7 +349,7 @@ def random_case(
 
     >>> c = random_case(3)
     >>> c.x.shape, c.w.shape, c.padding, c.m
-    ((1, 2, 11, 8), (2, 2, 3, 3), (0, 1), 4)
+    ((1, 2, 12, 10), (2, 2, 3, 3), (0, 1), 4)
     """
     rng = np.random.default_rng(seed)
     if m is None:
@@ -359,7 +357,10 @@ def random_case(
     N = int(rng.integers(1, 3))
     C, K = (int(v) for v in rng.integers(1, max_channels + 1, 2))
     padding = tuple(int(p) for p in rng.integers(0, r // 2 + 1, 2))
-    H, W = (int(v) for v in rng.integers(r, max_size + 1, 2))
+    if max_size < r:
+        raise ValueError(f"max_size must be >= r = {r}, got {max_size}")
+    # at least 4 x 4 outputs where max_size allows: see the module docstring on tiny outputs
+    H, W = (int(v) for v in rng.integers(min(r + 3, max_size), max_size + 1, 2))
     x = rng.standard_normal((N, C, H, W)).astype(dtype)
     w = (rng.standard_normal((K, C, r, r)) / math.sqrt(C * r * r)).astype(dtype)
     b = rng.standard_normal(K).astype(dtype) if bias else None
