@@ -225,6 +225,13 @@ def test_image_folder(tmp_path):
     assert resized.images.shape == (5, 3, 4, 4)
     with pytest.raises(FileNotFoundError, match="val"):
         data.load_image_folder(tmp_path, "val")
+    with pytest.raises(FileNotFoundError, match="'test' split folder"):
+        data.load_dataset(tmp_path, "test")
+    (tmp_path / "train" / "n01" / "big.png").unlink()
+    (tmp_path / "train").rename(tmp_path / "val")  # ImageNet's held-out split is val/
+    np.testing.assert_array_equal(data.load_dataset(tmp_path, "test").images, ds.images)
+    flat = data.load_dataset(tmp_path / "val", "train")  # class folders in the root
+    assert flat.classes == ("n01", "n02") and flat.labels.tolist() == [0, 0, 1, 1]
 
 
 def _toy(n=40, classes=4, seed=0):

@@ -168,7 +168,7 @@ def test_help_documents_every_option():
 
 
 def test_config_round_trips_through_json_and_command_line():
-    config = train.TrainConfig(data="d.zip", method="yu", densities=(0.7, 0.5), width=0.5,
+    config = train.TrainConfig(data="/data/d.zip", method="yu", densities=(0.7, 0.5), width=0.5,
                                nesterov=False, lr_milestones=(3, 6))  # fmt: skip
     assert train.TrainConfig.from_dict(json.loads(json.dumps(dataclasses.asdict(config)))) == config
     parser = build_parser(train=True)

@@ -10,6 +10,8 @@ Every field of :class:`~winolab.torch.train.TrainConfig` is an option (``lr_mile
 >>> args = parser.parse_args(["--data", "d.zip", "--method", "liu", "--densities", "0.6,0.4"])
 >>> config_from_args(args).densities
 (0.6, 0.4)
+>>> Path(config_from_args(args).data).is_absolute()
+True
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import json
 import sys
 import typing
 from dataclasses import MISSING, fields
+from pathlib import Path
 
 from winolab.torch.train import TrainConfig, run
 
@@ -134,8 +137,15 @@ def add_train_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
-    """The :class:`TrainConfig` that the parsed options describe."""
-    return TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig)})
+    """The :class:`TrainConfig` that the parsed options describe.
+
+    ``--data`` and ``--init`` become absolute paths, so that ``--resume`` works from anywhere.
+    """
+    values = {f.name: getattr(args, f.name) for f in fields(TrainConfig)}
+    for name in ("data", "init"):
+        if values[name] is not None:
+            values[name] = str(Path(values[name]).absolute())
+    return TrainConfig(**values)
 
 
 def train_command(args: argparse.Namespace) -> int:

@@ -343,7 +343,11 @@ def load_image_folder(
 
 
 def load_dataset(path: str | os.PathLike, split: str = "train") -> ImageDataset:
-    """Pick the loader from the path: CIFAR archive or directory, JPEG zip, or image folder."""
+    """Pick the loader from the path: CIFAR archive or directory, JPEG zip, or image folder.
+
+    An image folder's ``"test"`` split is its ``test/`` or else its ``val/`` sub-folder; its
+    ``"train"`` split is ``train/``, or the root when the class folders sit there directly.
+    """
     path = Path(path)
     if not path.exists():
         raise _missing(path, "dataset")
@@ -352,7 +356,12 @@ def load_dataset(path: str | os.PathLike, split: str = "train") -> ImageDataset:
     cifar_names = ("batches.meta", "meta", "cifar-10-batches-py", "cifar-100-python")
     if path.is_file() or any((path / n).exists() for n in cifar_names):
         return load_cifar(path, split)
-    return load_image_folder(path, split if (path / split).is_dir() else None)
+    for name in (split, "val") if split == "test" else (split,):
+        if (path / name).is_dir():
+            return load_image_folder(path, name)
+    if split != "train" or (path / "val").is_dir():
+        raise _missing(path / split, f"{split!r} split folder of the image-folder dataset")
+    return load_image_folder(path)
 
 
 # ----------------------------------------------------------------------------- batches
