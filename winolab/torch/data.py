@@ -125,15 +125,23 @@ def _unpickle(raw: bytes, where: str) -> dict:
     return {k.decode() if isinstance(k, bytes) else k: v for k, v in obj.items()}
 
 
+_CIFAR_FILES = {"batches.meta", "meta", "test_batch", "train", "test"} | {
+    f"data_batch_{i}" for i in range(1, 6)
+}
+
+
 def _cifar_members(path: Path) -> dict[str, bytes]:
-    """The files of a CIFAR archive (``.tar.gz`` or extracted directory), by base name."""
+    """The CIFAR files of an archive (``.tar.gz`` or extracted directory), by base name."""
     if path.is_dir():
         subdirs = [path, *(p for p in path.iterdir() if p.is_dir())]
-        return {f.name: f.read_bytes() for d in subdirs for f in d.iterdir() if f.is_file()}
+        files = [d / name for d in subdirs for name in _CIFAR_FILES]
+        return {f.name: f.read_bytes() for f in files if f.is_file()}
     try:
         with tarfile.open(path, "r:*") as tar:
             return {
-                Path(m.name).name: tar.extractfile(m).read() for m in tar.getmembers() if m.isfile()
+                Path(m.name).name: tar.extractfile(m).read()
+                for m in tar.getmembers()
+                if m.isfile() and Path(m.name).name in _CIFAR_FILES
             }
     except (tarfile.TarError, OSError, EOFError) as exc:
         raise ValueError(f"corrupt CIFAR archive {path}: {exc}") from exc
