@@ -122,6 +122,7 @@ def test_tolerance_keys():
     assert tolerance() == TOLERANCES[2, "lavin", "float32", 3]
     assert tolerance(4, [0, 1, -1, 2, -2]) == tolerance(4, "lavin")  # the points, spelled out
     assert tolerance(4, ["0", "-1", "1", "1/2", "-2"]) == tolerance(4, "barabasz")
+    assert tolerance(4, [0, 0.625, -0.625, 1.5, -1.5]) == tolerance(4, "onednn")
     assert tolerance(2, dtype="float64") == tolerance(2, dtype=np.dtype("float64"))
     torch = pytest.importorskip("torch")
     assert tolerance(2, dtype=torch.float32) == tolerance(2)
@@ -134,6 +135,7 @@ def test_tolerance_keys():
          r"no measured tolerance .*\(6, 'lavin', 'float16', 3\).*measure_tolerance"),
         ({"m": 7}, ValueError, "no measured tolerance"),
         ({"m": 4, "points": [0, 1, -1, 3, -3]}, ValueError, r"'0,1,-1,3,-3'"),
+        ({"m": 2, "points": [0, "5/8", "-5/8"]}, ValueError, r"'0,5/8,-5/8'"),  # not onednn
         ({"m": 2, "points": "onednn"}, ValueError, "fits only"),
         ({"m": 2, "points": "nope"}, ValueError, "unknown point set"),
         ({"dtype": "int32"}, TypeError, "dtype must be one of"),
