@@ -21,63 +21,77 @@ import numpy as np
 from numba import njit, prange
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", fastmath=True)
 def _input_tiles(x, n0, n1, i0, i1, ph, pw, BT, m, tw, relu, V):
     # V[s, c, t] = (BT d B)[a, b] for tile t of images n0..n1, tile rows i0..i1.
-    # Arrays are indexed directly in the loops: views made inside them cost ~4x here.
+    # Arrays are indexed directly in the loops (views made inside them are slow), and the
+    # arithmetic runs over all T tiles of the task at once, so that its loops are long.
     C, H, W = x.shape[1], x.shape[2], x.shape[3]
     alpha = BT.shape[0]
     nr = i1 - i0
     L = nr * tw  # tiles per image in this task
+    T = (n1 - n0) * L
     rows = (nr - 1) * m + alpha
-    cols = (tw - 1) * m + alpha
-    d = np.zeros((rows, cols), dtype=x.dtype)  # the padded plane rows the tiles need
-    Vt = np.empty((alpha, nr, cols), dtype=x.dtype)
-    P = np.empty((alpha, alpha, L), dtype=x.dtype)
+    jw = tw + (alpha - 1) // m
+    # D[pr, pc, I, J] = padded d[I m + pr, J m + pc]: the plane split into m x m phases, so
+    # that element (u, v) of the tiles of tile row li is the run D[u%m, v%m, li + u//m, v//m:]
+    D = np.zeros((m, m, (rows + m - 1) // m, jw), dtype=x.dtype)
+    X = np.empty((alpha, alpha, T), dtype=x.dtype)  # X[u, v, t] = d_t[u, v]
+    Wt = np.empty((alpha, alpha, T), dtype=x.dtype)
     r0 = i0 * m - ph
-    wl = min(W, cols - pw)
-    for nl in range(n1 - n0):
-        n = n0 + nl
-        t0 = nl * L
-        for c in range(C):
+    # D[., pc, ., J] holds image column J m + pc - pw, inside the image for lo <= J < hi
+    lo = np.empty(m, dtype=np.int64)
+    hi = np.empty(m, dtype=np.int64)
+    for pc in range(m):
+        lo[pc] = max(0, -((pc - pw) // m))
+        hi[pc] = max(lo[pc], min(jw, (W - 1 - pc + pw) // m + 1))
+    for c in range(C):
+        for nl in range(n1 - n0):
+            n = n0 + nl
+            pr, I = 0, 0
             for rr in range(rows):
                 xr = r0 + rr
                 if 0 <= xr < H:
-                    for cc in range(wl):
-                        d[rr, pw + cc] = x[n, c, xr, cc]
-            # Vt = BT d   (vertical pass over whole rows, contiguous)
-            for a in range(alpha):
-                for li in range(nr):
-                    for cc in range(cols):
-                        Vt[a, li, cc] = 0
-                    for u in range(alpha):
-                        coef = BT[a, u]
-                        if coef != 0:
-                            for cc in range(cols):
-                                Vt[a, li, cc] += coef * d[li * m + u, cc]
-            # P[a, v, (li, j)] = Vt[a, li, j m + v]   (column v of every tile, tiles contiguous)
-            for a in range(alpha):
+                    for pc in range(m):
+                        for J in range(lo[pc], hi[pc]):
+                            D[pr, pc, I, J] = x[n, c, xr, J * m + pc - pw]
+                pr += 1
+                if pr == m:
+                    pr, I = 0, I + 1
+            for u in range(alpha):
                 for v in range(alpha):
+                    pu, ou, pv, ov = u % m, u // m, v % m, v // m
                     for li in range(nr):
+                        t0 = nl * L + li * tw
                         for j in range(tw):
-                            P[a, v, li * tw + j] = Vt[a, li, j * m + v]
-            # V = (BT d) B   (horizontal pass, vectorised over the tiles)
-            for a in range(alpha):
-                for b in range(alpha):
-                    s = a * alpha + b
-                    for q in range(L):
-                        V[s, c, t0 + q] = 0
-                    for v in range(alpha):
-                        coef = BT[b, v]
-                        if coef != 0:
-                            for q in range(L):
-                                V[s, c, t0 + q] += coef * P[a, v, q]
-                    if relu:
-                        for q in range(L):
-                            V[s, c, t0 + q] = max(V[s, c, t0 + q], 0)
+                            X[u, v, t0 + j] = D[pu, pv, li + ou, j + ov]
+        # Wt = BT X   (every tile at once)
+        for a in range(alpha):
+            for v in range(alpha):
+                for q in range(T):
+                    Wt[a, v, q] = 0
+                for u in range(alpha):
+                    coef = BT[a, u]
+                    if coef != 0:
+                        for q in range(T):
+                            Wt[a, v, q] += coef * X[u, v, q]
+        # V = BT d B = Wt B, then Liu et al.'s ReLU in the Winograd domain
+        for a in range(alpha):
+            for b in range(alpha):
+                s = a * alpha + b
+                for q in range(T):
+                    V[s, c, q] = 0
+                for v in range(alpha):
+                    coef = BT[b, v]
+                    if coef != 0:
+                        for q in range(T):
+                            V[s, c, q] += coef * Wt[a, v, q]
+                if relu:
+                    for q in range(T):
+                        V[s, c, q] = max(V[s, c, q], 0)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", fastmath=True)
 def _sparse_rows(V, s, k0, k1, indptr, indices, values, M):
     # M[s, k - k0, :] = sum_c U[k, c, s] V[s, c, :]   over the nonzeros of row (s, k) only;
     # eight nonzeros per sweep, so the accumulator row is loaded and stored once per eight
@@ -112,7 +126,7 @@ def _sparse_rows(V, s, k0, k1, indptr, indices, values, M):
             p += 1
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", fastmath=True)
 def _output_tiles(M, kl, k, n0, i0, i1, AT, tw, bias, y):
     # y[n, k, tile] = AT M A + bias, cropped to the output
     m, alpha = AT.shape
@@ -154,7 +168,7 @@ def _output_tiles(M, kl, k, n0, i0, i1, AT, tw, bias, y):
                         y[n, k, row, col] = Y[i * m + j, blk * tw + tj]
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, fastmath=True)
 def winograd_sparse(x, ph, pw, BT, AT, indptr, indices, values, bias, relu,
                     tasks, tw, y, counts, do_mac):
     """Sparse Winograd layer over ``tasks`` rows ``(n0, n1, i0, i1, k0, k1)``; fills ``y``.
