@@ -214,9 +214,8 @@ U4 = rand(3, 2, 4, 4)
         (lambda: winograd_conv2d(X, W[0]), ValueError, r"w must have shape \(K, C, r, r\)"),
         (lambda: direct_conv2d(X, rand(3, 5, 3, 3)), ValueError,
          "w has 5 input channels but x has 2"),
-        # (the message names U, the transformed w: reported upstream)
         (lambda: winograd_conv2d(X, rand(3, 1, 3, 3)), ValueError,
-         "has 1 input channels but x has 2"),
+         "w has 1 input channels but x has 2"),
         (lambda: winograd_domain_conv2d(X, rand(3, 4, 4, 4)), ValueError,
          "U has 4 input channels but x has 2"),
         (lambda: winograd_domain_conv2d(X, rand(3, 2, 3, 3), m=4), ValueError,

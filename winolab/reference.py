@@ -178,7 +178,8 @@ def winograd_conv2d(
     >>> bool(np.abs(y - direct_conv2d(x, w, padding=1)).max() < 1e-12)
     True
     """
-    w = check_spatial_weights(w, None)
+    x = check_data(x)
+    w = check_spatial_weights(w, x.shape[1])
     U = filter_transform(w, m, points)
     return winograd_domain_conv2d(x, U, bias, padding, m, points)
 
