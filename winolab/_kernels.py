@@ -161,11 +161,15 @@ def _output_tiles(M, kl, k, n0, i0, i1, AT, tw, bias, y):
             row = ti * m + i
             if row >= h_out:
                 break
-            for tj in range(tw):
+            if tw >= 8:  # one output phase j at a time: long loops, stride-m writes
                 for j in range(m):
-                    col = tj * m + j
-                    if col < w_out:
-                        y[n, k, row, col] = Y[i * m + j, blk * tw + tj]
+                    for tj in range(min(tw, (w_out - j + m - 1) // m)):
+                        y[n, k, row, tj * m + j] = Y[i * m + j, blk * tw + tj]
+            else:  # short rows (8x8 maps): contiguous writes
+                for tj in range(tw):
+                    for j in range(m):
+                        if tj * m + j < w_out:
+                            y[n, k, row, tj * m + j] = Y[i * m + j, blk * tw + tj]
 
 
 @njit(parallel=True, cache=True, fastmath=True)
