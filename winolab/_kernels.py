@@ -17,6 +17,7 @@ The task's ``V`` (alpha^2 * C * T values) stays in the core's L2 cache between s
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 from numba import njit, prange
 
@@ -174,9 +175,10 @@ def _output_tiles(M, kl, k, n0, i0, i1, AT, tw, bias, y):
 
 @njit(parallel=True, cache=True, fastmath=True)
 def winograd_sparse(x, ph, pw, BT, AT, indptr, indices, values, bias, relu,
-                    tasks, tw, y, counts, do_mac):
+                    tasks, tw, y, counts, do_mac, work):
     """Sparse Winograd layer over ``tasks`` rows ``(n0, n1, i0, i1, k0, k1)``; fills ``y``.
 
+    ``work`` is scratch, one row per thread, at least ``alpha^2 T (C + K_task)`` long.
     ``counts[task]`` receives the multiplications the task performed in step 2.
     ``do_mac=False`` skips step 2 (M = 0): the benchmark times the transforms alone that way.
     """
@@ -187,9 +189,12 @@ def winograd_sparse(x, ph, pw, BT, AT, indptr, indices, values, bias, relu,
         n0, n1, i0, i1, k0, k1 = (tasks[q, 0], tasks[q, 1], tasks[q, 2], tasks[q, 3],
                                   tasks[q, 4], tasks[q, 5])
         T = (n1 - n0) * (i1 - i0) * tw
-        V = np.empty((S, C, T), dtype=x.dtype)
+        # per-thread scratch, reused across tasks and calls: fresh 2 MB arrays per task
+        # would page-fault on every task
+        buf = work[numba.get_thread_id()]
+        V = buf[:S * C * T].reshape((S, C, T))
         _input_tiles(x, n0, n1, i0, i1, ph, pw, BT, m, tw, relu, V)
-        M = np.empty((S, k1 - k0, T), dtype=x.dtype)
+        M = buf[S * C * T:S * (C + k1 - k0) * T].reshape((S, k1 - k0, T))
         nnz = 0
         if do_mac:
             for s in range(S):

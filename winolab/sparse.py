@@ -39,6 +39,7 @@ __all__ = ["SparseWinogradWeights", "plan_tasks", "winograd_conv2d", "winograd_d
 
 Backend = Literal["auto", "numba", "numpy"]
 _FALLBACK_WARNED = False
+_WORK: dict[str, np.ndarray] = {}
 
 
 @dataclass(frozen=True)
@@ -297,10 +298,23 @@ def _conv(x, U, bias, padding, m, points, relu, backend, return_multiplies, do_m
         y = np.empty((x.shape[0], K, h_out, w_out), dtype=dt)
         counts = np.zeros(len(tasks), dtype=np.int64)
         b = np.zeros(K, dtype=dt) if bias is None else bias
+        T = (tasks[:, 1] - tasks[:, 0]) * (tasks[:, 3] - tasks[:, 2]) * tw
+        size = int((alpha * alpha * T * (C + tasks[:, 5] - tasks[:, 4])).max())
+        work = _workspace(numba.get_num_threads(), size, dt)
         kern.winograd_sparse(x, ph, pw, t.BT, t.AT, U.indptr, U.indices, U.values, b,
-                             bool(relu), tasks, tw, y, counts, do_mac)
+                             bool(relu), tasks, tw, y, counts, do_mac, work)
         mults = int(counts.sum())
     return (y, mults) if return_multiplies else y
+
+
+def _workspace(threads: int, size: int, dtype) -> np.ndarray:
+    """Kernel scratch ``(threads, >= size)``, kept between calls (kernels hold the GIL)."""
+    key = np.dtype(dtype).str
+    work = _WORK.get(key)
+    if work is None or work.shape[0] < threads or work.shape[1] < size:
+        work = np.empty((threads, size), dtype=dtype)
+        _WORK[key] = work
+    return work
 
 
 def _numpy_path(x, U, pad, t, relu, out_shape):
