@@ -560,9 +560,11 @@ def make_tiling_widget():
                  padding=_int_slider(1, 0, 2, "padding"))
 
 
-def _float_slider(value: float, lo: float, hi: float, step: float, description: str):
+def _float_slider(value: float, lo: float, hi: float, step: float, description: str,
+                  readout_format: str = ".2f"):
     return _ipywidgets().FloatSlider(value=value, min=lo, max=hi, step=step,
-                                     description=description, continuous_update=False)
+                                     description=description, continuous_update=False,
+                                     readout_format=readout_format)
 
 
 def _menu(options, value, description: str):
@@ -620,5 +622,5 @@ def make_counts_widget():
     return _wire(compute_counts, viz.plot_counts,
                  network=_menu(sorted(counting.NETWORKS), "vgg-nagadomi", "network"),
                  weight_density=_float_slider(0.4, 0.05, 1.0, 0.05, "weights"),
-                 activation_density=_float_slider(0.411, 0.05, 1.0, 0.001, "activations"),
+                 activation_density=_float_slider(0.411, 0.05, 1.0, 0.001, "activations", ".3f"),
                  m=_int_slider(2, 2, 6, "m"))
