@@ -53,7 +53,7 @@ SCALE = {
     "device": "cpu",
 }
 DENSE = {"epochs": 10, "lr": 0.05, "lr_milestones": (6, 8)}
-RETRAIN = {"epochs": 0, "retrain_epochs": 2, "retrain_lr": 0.01, "retrain_milestones": (1,)}
+RETRAIN = {"epochs": 0, "retrain_epochs": 1, "retrain_lr": 0.01, "retrain_milestones": ()}
 
 
 def plan() -> list[dict]:
