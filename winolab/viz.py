@@ -188,7 +188,8 @@ def plot_pruning(pruning, ax=None) -> Figure:
     fig, axes = _axes(ax, 3, figsize=(8.0, 3.0))
     vmax = float(np.abs(p.U).max()) or 1.0
     _heatmap(axes[0], p.U, f"U = G g Gᵀ, kernel {p.kernel}", vmax=vmax)
-    _heatmap(axes[1], p.U_pruned, f"pruned U (layer density {p.density:.2f})", vmax=vmax)
+    zeros = np.where(p.U_pruned == 0, "0", "")  # mark the pruned entries
+    _heatmap(axes[1], p.U_pruned, f"pruned U (layer density {p.density:.2f})", zeros, vmax=vmax)
     _heatmap(axes[2], p.U_projected, f"G g' Gᵀ (rel. residual {p.residual:.2f})", vmax=vmax)
     return fig
 
