@@ -17,6 +17,15 @@ from winolab.torch import train  # noqa: E402
 from winolab.torch.cli import HELP, config_from_args  # noqa: E402
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny models gain nothing from threads, and on a busy machine threads spin-wait."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
 def cifar_dir(tmp_path_factory):
     """A CIFAR-10 python archive, extracted, with 48 training and 16 test images."""
@@ -81,8 +90,14 @@ def test_uninterrupted_run_writes_a_full_result(uninterrupted):
     assert result["git"].keys() == {"commit", "dirty"} and result["wall_time_s"] > 0
     assert result["command"].startswith("python -m winolab train --data ")
     assert result["multiplications"] is not None and result["activation_densities"]
-    # the pruned layers hold the last density of the schedule
-    assert result["weight_densities"]
+    # Liu et al.: every Winograd layer but the first holds the last density of the schedule
+    pruned = result["pruner_densities"]
+    assert sorted(pruned) == [f"conv{i}" for i in range(2, 9)]
+    assert all(abs(d - 0.3) < 0.01 for d in pruned.values()), pruned
+    assert result["weight_densities"]["conv1"] == 1.0
+    assert {k: result["weight_densities"][k] for k in pruned} == pruned
+    assert result["multiplications"]["method"] == "winograd_relu"
+    assert result["multiplications"]["reduction"] > 1
 
 
 def test_stopped_twice_and_resumed_equals_uninterrupted(cifar_dir, tmp_path, uninterrupted):
