@@ -326,3 +326,21 @@ def test_counts_widget_reproduces_workshop_numbers():
     assert w.result.reduction == pytest.approx(w.result.dense_reduction)
     c["network"].value = "resnet18-liu"
     assert w.result.network == "resnet18-liu" and "res2a_conv1" in w.result.layers
+
+
+MAKERS = [name for name in widgets.__all__ if name.startswith("make_")]
+
+
+@pytest.mark.parametrize("maker", MAKERS)
+def test_every_widget_is_an_interactive_with_a_dataclass_result(maker):
+    import dataclasses
+
+    w = getattr(widgets, maker)()
+    assert isinstance(w, ipywidgets.interactive)
+    assert dataclasses.is_dataclass(w.result)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        w.result.m = 99
+
+
+def test_one_widget_per_chapter():
+    assert len(MAKERS) == 9
