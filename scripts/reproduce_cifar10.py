@@ -52,7 +52,7 @@ SCALE = {
     "stats_images": 500,
     "device": "cpu",
 }
-DENSE = {"epochs": 10, "lr": 0.05, "lr_milestones": (6, 8)}
+DENSE = {"epochs": 12, "lr": 0.05, "lr_milestones": (8, 11)}
 RETRAIN = {"epochs": 0, "retrain_epochs": 1, "retrain_lr": 0.01, "retrain_milestones": ()}
 
 
