@@ -41,9 +41,9 @@ CORE_FILES = [
     "python_stdlib.zip",
     "package.json",
 ]
-# What the kernel loads at start (micropip, then ipython for the pyodide-kernel wheel) and what
-# the numpy-free live cell imports (sympy). Their dependencies are added from the lock file.
-LOCAL_ROOTS = ["micropip", "packaging", "ipython", "sympy"]
+# What the kernel loads at start (micropip, then ipython and jedi for the pyodide-kernel wheel)
+# and what the numpy-free live cell imports (sympy). Their dependencies come from the lock file.
+LOCAL_ROOTS = ["micropip", "packaging", "ipython", "jedi", "sympy"]
 # Pure wheels that are not in Pyodide at all; piplite serves them from ``lite/pypi`` so that the
 # kernel (comm) and ipywidgets never fall back to pypi.org. Versions as the build machine has them.
 PIPLITE_EXTRA = ["comm", "ipywidgets", "jupyterlab_widgets"]

@@ -18,10 +18,18 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 NODE = ROOT / "node_modules"
 TARGET = ROOT / "_build" / "static"
+# html_extra_path: copied as is to the site's root
+EXTRA = ROOT / "_build" / "static_extra"
+# the widget manager's own font files (Font Awesome), which it requests relative to the page as
+# @jupyter-widgets/html-manager/dist/<hash>.woff2; every chapter lives in book/
+FONTS_AT = "book/@jupyter-widgets/html-manager/dist"
+FONT_SUFFIXES = {".woff2", ".woff", ".ttf", ".eot", ".svg"}
 
 # (source under node_modules, destination under TARGET, glob patterns to leave out)
 COPIES = [
     ("requirejs/require.js", "widgets/require.js", ()),
+    # not an npm file: MathJax 2's Hub.Queue, which the widget manager calls, over MathJax 3
+    (ROOT / "scripts" / "mathjax2_hub_shim.js", "widgets/mathjax2_hub_shim.js", ()),
     # embed-amd.js plus the font files its CSS names; not the CommonJS bundles or source maps
     ("@jupyter-widgets/html-manager/dist", "widgets", ("*.map", "embed.js*", "libembed-amd.js")),
     # MathJax 3 (es5 build): the tex-mml-chtml entry point and the components it loads on demand
@@ -29,7 +37,9 @@ COPIES = [
 ]
 
 
-def copy_assets(node_modules: Path = NODE, target: Path = TARGET) -> list[Path]:
+def copy_assets(
+    node_modules: Path = NODE, target: Path = TARGET, extra: Path = EXTRA
+) -> list[Path]:
     """Copy the npm assets; return the files written.
 
     Raises
@@ -37,8 +47,9 @@ def copy_assets(node_modules: Path = NODE, target: Path = TARGET) -> list[Path]:
     FileNotFoundError
         When a package is missing from ``node_modules`` (run ``npm ci``).
     """
-    if target.exists():
-        shutil.rmtree(target)
+    for folder in (target, extra):
+        if folder.exists():
+            shutil.rmtree(folder)
     written = []
     for src_rel, dst_rel, skip in COPIES:
         src = node_modules / src_rel
@@ -52,6 +63,12 @@ def copy_assets(node_modules: Path = NODE, target: Path = TARGET) -> list[Path]:
             dst.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, dst)
             written.append(dst)
+    fonts = extra / FONTS_AT
+    fonts.mkdir(parents=True)
+    for font in (target / "widgets").iterdir():
+        if font.suffix in FONT_SUFFIXES:
+            shutil.copy2(font, fonts / font.name)
+            written.append(fonts / font.name)
     return written
 
 

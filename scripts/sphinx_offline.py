@@ -4,6 +4,9 @@ jupyterlite-sphinx adds a Google Fonts stylesheet (``fonts.googleapis.com``, a d
 its "try it" buttons) to every page; a page of this book must make no request outside its own
 host, so it is dropped here. Any other stylesheet or script with an absolute URL is reported as
 a warning, which ``jupyter-book build -W`` turns into a failed build.
+
+It also drops repeated assets: JB1 registers sphinx-thebe's inline configuration script twice,
+and the second copy throws ``Identifier 'THEBE_JS_URL' has already been declared``.
 """
 
 from __future__ import annotations
@@ -17,7 +20,8 @@ DROPPED = ("https://fonts.googleapis.com/",)
 
 
 def _url(asset) -> str:
-    return str(getattr(asset, "filename", asset))
+    # inline scripts have filename None or "" depending on who added them
+    return str(getattr(asset, "filename", asset) or "")
 
 
 def _offline_assets(app, pagename, templatename, context, doctree) -> None:
@@ -25,16 +29,22 @@ def _offline_assets(app, pagename, templatename, context, doctree) -> None:
         assets = context.get(key)
         if not assets:
             continue
-        kept = [a for a in assets if not _url(a).startswith(DROPPED)]
+        kept, seen = [], set()
+        for asset in assets:
+            ident = (_url(asset), str(getattr(asset, "attributes", {}).get("body", "")))
+            if _url(asset).startswith(DROPPED) or ident in seen:
+                continue
+            seen.add(ident)
+            kept.append(asset)
         for asset in kept:
             if "://" in _url(asset):
                 logger.warning(
                     "page %s loads %s from outside the site", pagename, _url(asset),
                     type="offline", subtype="external",
                 )
-        context[key] = kept
+        assets[:] = kept  # in place: the builder and other handlers hold this list
 
 
 def setup(app):
-    app.connect("html-page-context", _offline_assets, priority=900)
+    app.connect("html-page-context", _offline_assets, priority=999)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

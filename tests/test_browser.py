@@ -1,0 +1,267 @@
+"""The built book in a real browser: Playwright driving Debian's Chromium against 127.0.0.1.
+
+Build the site first (``scripts/build_book.sh``). Without ``_build/html`` these tests skip,
+except in CI (``CI=true``), where a missing site or browser is a failure. Every page is loaded
+from a local server with all requests outside it blocked and recorded; screenshots go to
+``artifacts/screenshots/`` for a person to look at.
+
+Checked for every page in ``_toc.yml``: it loads, every piece of maths is typeset by MathJax
+(no TeX errors), every image has loaded (``naturalWidth > 0``), no script throws, no request
+fails and no request leaves 127.0.0.1. Pages that embed widget state: the widgets render and a
+slider moves under keyboard control. ``book/live.html``: the JupyterLite console starts
+Pyodide, installs winolab from the bundled wheel and prints the exactly derived F(2, 3).
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import os
+import re
+import shutil
+import threading
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SITE = ROOT / "_build" / "html"
+SHOTS = ROOT / "artifacts" / "screenshots"
+IN_CI = os.environ.get("CI", "").lower() == "true"
+# Readers' browsers load numpy & co. from Pyodide's CDN (the lock file points there); nothing
+# else may leave the site. Offline, such a request is blocked and must not break a page.
+ALLOWED_EXTERNAL = ("https://cdn.jsdelivr.net/pyodide/",)
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+]
+LIVE_TIMEOUT_MS = 240_000
+
+
+def _unavailable(reason: str):
+    if IN_CI:
+        pytest.fail(f"{reason} (in CI the browser tests must run)")
+    pytest.skip(reason)
+
+
+def _pages() -> list[str]:
+    """Site-relative HTML paths of the pages in ``_toc.yml``."""
+    text = (ROOT / "_toc.yml").read_text()
+    files = re.findall(r"^\s*(?:root|-?\s*file):\s*(\S+)\s*$", text, flags=re.M)
+    return [str(Path(f).with_suffix(".html")) for f in files]
+
+
+PAGES = _pages()
+
+
+class _Handler(http.server.SimpleHTTPRequestHandler):
+    extensions_map = {
+        **http.server.SimpleHTTPRequestHandler.extensions_map,
+        ".wasm": "application/wasm",
+        ".mjs": "text/javascript",
+        ".js": "text/javascript",
+        ".json": "application/json",
+    }
+
+    def log_message(self, format, *args):  # noqa: A002 - quiet server
+        pass
+
+
+@pytest.fixture(scope="module")
+def site_url():
+    if not (SITE / "index.html").is_file():
+        _unavailable(f"no built site at {SITE}: run scripts/build_book.sh")
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(_Handler, directory=str(SITE))
+    )
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/"
+    server.shutdown()
+    server.server_close()
+    thread.join()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        _unavailable("playwright is not installed (pip install -r requirements-book.txt)")
+    chromium = os.environ.get("WINOLAB_CHROMIUM") or shutil.which("chromium")
+    if not chromium:
+        _unavailable("no chromium binary (apt-get install chromium)")
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_FLAGS)
+        yield b
+        b.close()
+
+
+class Traffic:
+    """Requests a page made, with everything outside the site blocked and remembered."""
+
+    def __init__(self, site_url: str):
+        self.site = site_url
+        self.external: list[str] = []
+        self.failed: list[str] = []
+        self.errors: list[str] = []
+
+    def route(self, route):
+        url = route.request.url
+        if url.startswith(self.site) or urlsplit(url).scheme in ("data", "blob"):
+            route.continue_()
+        else:
+            self.external.append(url)
+            route.abort()
+
+    def on_response(self, response):
+        if response.status >= 400:
+            self.failed.append(f"{response.status} {response.url}")
+
+    def on_failed(self, request):
+        if request.url.startswith(self.site):
+            self.failed.append(f"{request.failure} {request.url}")
+
+    def forbidden(self) -> list[str]:
+        return sorted({u for u in self.external if not u.startswith(ALLOWED_EXTERNAL)})
+
+
+@pytest.fixture
+def page(browser, site_url):
+    context = browser.new_context(viewport={"width": 1280, "height": 1600})
+    traffic = Traffic(site_url)
+    context.route("**/*", traffic.route)
+    context.on("response", traffic.on_response)
+    context.on("requestfailed", traffic.on_failed)
+    pg = context.new_page()
+    pg.on("pageerror", lambda exc: traffic.errors.append(str(exc)))
+    pg.traffic = traffic
+    yield pg
+    context.close()
+
+
+def _screenshot(pg, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    pg.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+def _wait_for_mathjax(pg) -> None:
+    """Wait until MathJax has typeset the page (Sphinx loads it only on pages with maths)."""
+    if not pg.locator("script[src*='mathjax']").count():
+        return
+    pg.wait_for_function(
+        "() => !!(window.MathJax && MathJax.startup && MathJax.startup.promise)", timeout=30_000
+    )
+    pg.evaluate("() => MathJax.startup.promise.then(() => true)")
+
+
+def _open(pg, site_url: str, rel: str) -> None:
+    pg.goto(site_url + rel, wait_until="load", timeout=60_000)
+    _wait_for_mathjax(pg)
+
+
+def test_site_lists_pages():
+    assert PAGES and PAGES[0].endswith("intro.html")
+
+
+@pytest.mark.parametrize("rel", PAGES, ids=[Path(p).stem for p in PAGES])
+def test_page_renders_maths_and_figures_offline(page, site_url, rel):
+    assert (SITE / rel).is_file(), f"{rel} was not built"
+    _open(page, site_url, rel)
+    # every math element typeset, none with a TeX error
+    maths = page.evaluate(
+        """() => [...document.querySelectorAll('article .math')].map(
+            el => el.querySelector('mjx-container') !== null)"""
+    )
+    source = ROOT / Path(rel).with_suffix(".md")
+    if source.is_file() and "$" in source.read_text():
+        assert maths, f"{rel}: its source has maths but the page has no math element"
+    assert all(maths), f"{rel}: {maths.count(False)} of {len(maths)} math elements not typeset"
+    assert page.locator("mjx-merror").count() == 0, f"{rel}: MathJax reports a TeX error"
+    # every image (figures, plots, static widget figures) has loaded
+    page.wait_for_function(
+        "() => [...document.images].every(img => img.complete)", timeout=30_000
+    )
+    broken = page.evaluate(
+        """() => [...document.querySelectorAll('article img')]
+            .filter(img => !(img.naturalWidth > 0)).map(img => img.src)"""
+    )
+    assert not broken, f"{rel}: images that did not load: {broken}"
+    _screenshot(page, Path(rel).stem)
+    t = page.traffic
+    assert not t.forbidden(), f"{rel}: requests left the site: {t.forbidden()}"
+    assert not t.failed, f"{rel}: failed requests: {t.failed}"
+    assert not t.errors, f"{rel}: script errors: {t.errors}"
+
+
+def _widget_pages() -> list[str]:
+    if not SITE.is_dir():
+        return []
+    return [p for p in PAGES if (SITE / p).is_file()
+            and "application/vnd.jupyter.widget-state+json" in (SITE / p).read_text()]
+
+
+WIDGET_PAGES = _widget_pages()
+
+
+@pytest.mark.parametrize(
+    "rel", WIDGET_PAGES or [None], ids=[Path(p).stem for p in WIDGET_PAGES] or ["none"]
+)
+def test_static_widget_renders_and_slider_moves(page, site_url, rel):
+    if rel is None:
+        if not SITE.is_dir():
+            _unavailable(f"no built site at {SITE}")
+        pytest.fail("no page of the built book embeds widget state; the chapters should")
+    _open(page, site_url, rel)
+    rendered = page.locator(".jupyter-widgets.widget-container, .widget-interact")
+    rendered.first.wait_for(state="visible", timeout=30_000)
+    slider = page.locator(".widget-slider .noUi-handle, .widget-hslider .noUi-handle").first
+    slider.wait_for(state="visible", timeout=30_000)
+    before = slider.get_attribute("aria-valuenow")
+    readout = page.locator(".widget-slider .widget-readout, .widget-hslider .widget-readout")
+    text_before = readout.first.inner_text() if readout.count() else None
+    slider.focus()
+    page.keyboard.press("ArrowRight")
+    page.keyboard.press("ArrowRight")
+    page.wait_for_function(
+        "([h, b]) => h.getAttribute('aria-valuenow') !== b",
+        arg=[slider.element_handle(), before], timeout=10_000,
+    )
+    if text_before is not None:
+        assert readout.first.inner_text() != text_before, "the slider's readout did not change"
+    _screenshot(page, Path(rel).stem + "-widget")
+    assert not page.traffic.forbidden(), page.traffic.forbidden()
+    assert not page.traffic.errors, page.traffic.errors
+
+
+def test_live_console_derives_f23_offline(page, site_url):
+    rel = "book/live.html"
+    if not (SITE / rel).is_file():
+        _unavailable(f"{rel} was not built")
+    _open(page, site_url, rel)
+    page.click(".jupyterlite_sphinx_iframe_container")
+    frame = page.frame_locator("iframe")
+    done = frame.get_by_text("LIVE residual is zero: True")
+    done.wait_for(timeout=LIVE_TIMEOUT_MS)
+    out = frame.locator(".jp-OutputArea-output").all_inner_texts()
+    text = " ".join(" ".join(out).split())
+    _screenshot(page, "live")
+    # the matrices sympy derived in the browser (Python 3.14, Pyodide) are the ones derived
+    # here, exactly: [[1, 1, 1, 0], [0, 1, -1, 1]], ...
+    from winolab.derive import cook_toom
+
+    ct = cook_toom(2, 3)
+    for name in ("AT", "G", "BT"):
+        assert f"{name} = {getattr(ct, name).tolist()}" in text, (name, text)
+    t = page.traffic
+    assert not t.forbidden(), f"requests left the site: {t.forbidden()}"
+    # nothing the numpy-free cell needs may be missing locally: no CDN request was even tried
+    assert not t.external, f"the live cell needed the CDN: {t.external}"
+    assert not t.failed, f"failed requests: {t.failed}"
