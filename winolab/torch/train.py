@@ -309,8 +309,8 @@ def run(
     resume : path, optional
         A run directory with a ``checkpoint.pt`` to continue from.
     stop_after_steps : int, optional
-        Checkpoint and return None after this many optimizer steps of the whole run, as if
-        killed there (time-boxed runs, tests of resume).
+        Checkpoint and return None before optimizer step ``stop_after_steps + 1`` of the whole
+        run, as if killed there (time-boxed runs, tests of resume).
     progress : bool
         Show tqdm progress bars.
 
@@ -409,6 +409,10 @@ def run(
                 desc=f"{phase.name} epoch {epoch + 1}/{last}",
             )
             for x, y in batches:
+                if stop_after_steps is not None and state["step"] >= stop_after_steps:
+                    batches.close()
+                    save(opt, sched)
+                    return None
                 logits = model(x)
                 loss = F.cross_entropy(logits, y)
                 opt.zero_grad(set_to_none=True)
@@ -425,9 +429,6 @@ def run(
                 sums[1] += (logits.argmax(1) == y).sum().item()
                 sums[2] += len(y)
                 batches.set_postfix(loss=f"{loss.item():.3f}")
-                if stop_after_steps is not None and state["step"] >= stop_after_steps:
-                    save(opt, sched)
-                    return None
             accuracy, test_loss = evaluate(model, test_loader)
             lr = opt.param_groups[0]["lr"]
             sched.step()
