@@ -60,12 +60,20 @@ def prune(U: np.ndarray, density: float) -> np.ndarray:
     return prune_magnitude(U, density).values.astype(U.dtype)
 
 
+CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
+CLOCK = time.perf_counter
+
+
 def timed(fn, reps: int) -> float:
-    """Mean milliseconds of ``reps`` calls."""
-    t = time.perf_counter()
+    """Mean milliseconds of ``reps`` calls on the chosen clock.
+
+    ``cpu`` (process CPU time) only makes sense single-threaded: it ignores the time the
+    process waits for a core, which is what makes wall time noisy on a shared machine.
+    """
+    t = CLOCK()
     for _ in range(reps):
         fn()
-    return (time.perf_counter() - t) * 1e3 / reps
+    return (CLOCK() - t) * 1e3 / reps
 
 
 def bench_layer(name, C, K, H, batch, densities, rounds, seed=0):
@@ -129,6 +137,26 @@ def bench_layer(name, C, K, H, batch, densities, rounds, seed=0):
     return rows
 
 
+def break_even(rows: list[dict]) -> list[dict]:
+    """Per (layer, batch): the density where the speedup curve crosses 1.
+
+    Linear interpolation between the measured densities next to the crossing; ``None`` when
+    winolab is slower at every density, ``1.0`` when it is faster even dense.
+    """
+    out = []
+    for key in dict.fromkeys((r["layer"], r["batch"]) for r in rows):
+        pts = sorted((r["density"], r["speedup"]) for r in rows if (r["layer"], r["batch"]) == key)
+        d = None
+        if pts[-1][1] >= 1:
+            d = pts[-1][0]
+        else:
+            for (d0, s0), (d1, s1) in zip(pts, pts[1:], strict=False):
+                if s0 >= 1 > s1:
+                    d = d0 + (s0 - 1) / (s0 - s1) * (d1 - d0)
+        out.append({"layer": key[0], "batch": key[1], "break_even_density": d})
+    return out
+
+
 def provenance(argv) -> dict:
     import numba
     import torch
@@ -145,7 +173,8 @@ def provenance(argv) -> dict:
         "machine": platform.processor() or platform.machine(), "python": platform.python_version(),
         "numpy": np.__version__, "numba": numba.__version__, "torch": torch.__version__,
         "threads_numba": numba.get_num_threads(), "threads_torch": torch.get_num_threads(),
-        "m": 2, "dtype": "float32", "data": "ReLU(randn) input, Kaiming randn weights, seed 0",
+        "clock": CLOCK.__name__, "m": 2, "dtype": "float32",
+        "data": "ReLU(randn) input, Kaiming randn weights, seed 0",
     }
 
 
@@ -156,7 +185,19 @@ def main(argv=None) -> int:
     p.add_argument("--rounds", type=int, default=None, help="interleaved rounds (default 7)")
     p.add_argument("--batches", type=int, nargs="+", default=[1, 64])
     p.add_argument("--layers", nargs="+", default=None, help="only these layer names")
+    p.add_argument("--threads", type=int, default=None,
+                   help="threads for numba and torch alike (default: numba's default)")
+    p.add_argument("--clock", choices=sorted(CLOCKS), default="wall",
+                   help="wall time, or process CPU time (use with --threads 1)")
     args = p.parse_args(argv)
+    global CLOCK
+    CLOCK = CLOCKS[args.clock]
+    if args.threads:
+        import numba
+        import torch
+
+        numba.set_num_threads(args.threads)
+        torch.set_num_threads(args.threads)
     argv = sys.argv[1:] if argv is None else argv
     rounds = args.rounds or (3 if args.quick else 7)
     densities = (1.0, 0.1, 0.05) if args.quick else DENSITIES
@@ -171,10 +212,12 @@ def main(argv=None) -> int:
                 print(f"{name:>20} {batch:>3} {row['density']:>5} {row['ms_winolab']:>10.3f} "
                       f"{row['ms_torch']:>9.3f} {row['speedup']:>7.2f} "
                       f"{row['transform_share']:>7.0%}", flush=True)
+    for b in break_even(rows):
+        print(f"break-even density {b['layer']} batch {b['batch']}: {b['break_even_density']}")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"provenance": provenance(argv), "rows": rows},
-                                        indent=1) + "\n")
+        args.json.write_text(json.dumps({"provenance": provenance(argv), "rows": rows,
+                                         "break_even": break_even(rows)}, indent=1) + "\n")
     return 0
 
 

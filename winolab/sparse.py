@@ -40,6 +40,7 @@ __all__ = ["SparseWinogradWeights", "plan_tasks", "winograd_conv2d", "winograd_d
 Backend = Literal["auto", "numba", "numpy"]
 _FALLBACK_WARNED = False
 _WORK: dict[str, np.ndarray] = {}
+_TARGET_TILES = 256  # tiles per kernel task (see plan_tasks)
 
 
 @dataclass(frozen=True)
@@ -294,7 +295,7 @@ def _conv(x, U, bias, padding, m, points, relu, backend, return_multiplies, do_m
     else:
         import numba
 
-        tasks = plan_tasks(x.shape[0], th, tw, K, numba.get_num_threads())
+        tasks = plan_tasks(x.shape[0], th, tw, K, numba.get_num_threads(), _TARGET_TILES)
         y = np.empty((x.shape[0], K, h_out, w_out), dtype=dt)
         counts = np.zeros(len(tasks), dtype=np.int64)
         b = np.zeros(K, dtype=dt) if bias is None else bias
