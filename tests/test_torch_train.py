@@ -88,6 +88,7 @@ def test_uninterrupted_run_writes_a_full_result(uninterrupted):
     assert result["config"] == json.loads((uninterrupted / "config.json").read_text())
     assert "official CIFAR-10" in result["data"]["train"] and result["data"]["train_images"] == 48
     assert result["git"].keys() == {"commit", "dirty"} and result["wall_time_s"] > 0
+    assert result["git_sessions"] == [result["git"]]
     assert result["command"].startswith("python -m winolab train --data ")
     assert result["multiplications"] is not None and result["activation_densities"]
     # Liu et al.: every Winograd layer but the first holds the last density of the schedule
@@ -113,6 +114,7 @@ def test_stopped_twice_and_resumed_equals_uninterrupted(cifar_dir, tmp_path, uni
     _assert_same_state(_checkpoint(run_dir), _checkpoint(uninterrupted))
     a = json.loads((run_dir / "result.json").read_text())
     b = json.loads((uninterrupted / "result.json").read_text())
+    assert len(a["git_sessions"]) == 3
     assert a["accuracy"] == b["accuracy"] and a["weight_densities"] == b["weight_densities"]
 
 

@@ -366,6 +366,8 @@ def run(
         model.load_state_dict(ckpt["model"])
         state = ckpt["state"]
         _set_rng_state(ckpt["rng"])
+    # the code of every session of the run (start, then each resume)
+    state["git"] = [*state.get("git", []), _git_commit()]
 
     def save(opt, sched):
         blob = {
@@ -487,7 +489,8 @@ def _finish(config, run_dir, model, pruner, test_loader, train, test, state, sta
             "test_images": len(test),
             "classes": list(train.classes),
         },
-        "git": _git_commit(),
+        "git": state["git"][0],
+        "git_sessions": state["git"],
         "environment": {
             "torch": torch.__version__,
             "python": platform.python_version(),
