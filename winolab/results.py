@@ -1,0 +1,298 @@
+"""The CIFAR-10 reproduction, read back from its recorded runs (``results/cifar10/*.json``).
+
+Every number this module reports is computed from the run JSONs written by
+``scripts/reproduce_cifar10.py`` (one file per step: dense baselines ``dense-<architecture>``,
+sweep steps ``han-d60``, ``liu-d40``, ``li-d20``, Yu's ``yu-spatial`` and ``yu-winograd``) and
+from the layer table of :mod:`winolab.counting`; nothing is typed in. The published numbers
+beside them are in :data:`PUBLISHED`, with their source.
+
+``python -m winolab.results`` regenerates ``results/README_table.md``,
+``results/cifar10/summary.md`` and the two figures (accuracy against density, the workshop
+paper's Figure 2; per-layer activation density, its Figure 3). The figures need matplotlib
+(``pip install winolab[widgets]``).
+
+>>> r = {"dense-spatial": _example(None, 0.80), "han-d60": _example(0.6, 0.795),
+...      "han-d40": _example(0.4, 0.78)}
+>>> sweep(r, "han")
+[(1.0, 0.8), (0.6, 0.795), (0.4, 0.78)]
+>>> prunable(r, "han")       # the lowest density within LOSS_TOLERANCE of the dense baseline
+('han-d60', 0.6)
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from winolab import counting
+
+__all__ = [
+    "LOSS_TOLERANCE", "PUBLISHED", "SWEEPS", "Row", "load_results", "markdown_table",
+    "multiply_count", "overall_activation_density", "plot_accuracy_vs_density",
+    "plot_activation_densities", "prunable", "summary_rows", "sweep", "write_all",
+]
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# Accuracy loss against a method's own dense baseline that still counts as "prunable to".
+# The papers use 0.1 points on 10,000 test images; on our 2,000 images the standard error of
+# an accuracy near 75% is ~1 point, so 0.1 points would only measure noise.
+LOSS_TOLERANCE = 0.01
+
+# method -> (architecture, dense baseline step, label)
+SWEEPS: dict[str, tuple[str, str, str]] = {
+    "han": ("spatial", "dense-spatial", "spatial conv, pruned spatially (Han et al.)"),
+    "li": ("winograd", "dense-winograd", "Winograd layer, native pruning (Li et al.)"),
+    "liu": ("winograd_relu", "dense-winograd_relu", "Winograd-ReLU, pruned (Liu et al.)"),
+}
+
+# The published numbers (book notes, papers/notes-papers.md sections 1.2, 1.1 and 3.1)
+PUBLISHED = {
+    "density_han": (0.60, "Liu et al. 2017 (workshop): conventional network, <0.1% loss"),
+    "density_liu": (0.40, "Liu et al. 2017 (workshop): Winograd-ReLU network, <0.1% loss"),
+    "activation_spatial": (0.369, "Liu et al. 2017 (workshop), overall, spatial"),
+    "activation_winograd": (0.411, "Liu et al. 2017 (workshop), overall, Winograd domain"),
+    # multiplies per image and the reduction against dense direct
+    "mult_direct": (2.3e8, "Liu et al. 2017 (workshop)", 1.0),
+    "mult_spatial_pruned": (5.0e7, "Liu et al. 2017 (workshop)", 4.6),
+    "mult_winograd": (1.1e8, "Liu et al. 2017 (workshop)", 2.2),
+    "mult_winograd_relu": (2.3e7, "Liu et al. 2017 (workshop); ICLR 2018: 10.4x", 10.2),
+    "yu_sparsity": (0.63, "Yu et al. 2019, Winograd-domain weight sparsity, F(4x4, 3x3)"),
+}
+
+
+def _example(density, accuracy, arch="spatial"):
+    """A minimal run result, for the examples."""
+    config = {"architecture": arch, "densities": [] if density is None else [density]}
+    return {"accuracy": accuracy, "config": config}
+
+
+def load_results(folder: str | Path = ROOT / "results" / "cifar10") -> dict[str, dict]:
+    """The run JSONs of ``folder`` by step name (file stem), sorted by name."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"no results folder {folder}: run scripts/reproduce_cifar10.py")
+    return {p.stem: json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))}
+
+
+def _density(result: dict) -> float:
+    """The target density of a run: the last of its schedule, 1.0 for a dense run."""
+    d = result["config"]["densities"]
+    return float(d[-1]) if d else 1.0
+
+
+def sweep(results: dict[str, dict], method: str) -> list[tuple[float, float]]:
+    """``(density, test accuracy)`` of the dense baseline and every step of a sweep."""
+    if method not in SWEEPS:
+        raise ValueError(f"unknown sweep {method!r}; expected one of {list(SWEEPS)}")
+    _, dense, _ = SWEEPS[method]
+    steps = [n for n in results if n.startswith(f"{method}-d")]
+    points = [(_density(results[n]), results[n]["accuracy"]) for n in steps]
+    head = [(1.0, results[dense]["accuracy"])] if dense in results else []
+    return head + sorted(points, reverse=True)
+
+
+def prunable(results, method: str, tolerance: float = LOSS_TOLERANCE):
+    """``(step, density)``: the lowest density whose accuracy is within ``tolerance`` of the
+    dense baseline's, or None if the sweep or its baseline is missing or no step holds."""
+    _, dense, _ = SWEEPS[method]
+    if dense not in results:
+        return None
+    floor = results[dense]["accuracy"] - tolerance
+    ok = [(_density(r), n) for n, r in results.items()
+          if n.startswith(f"{method}-d") and r["accuracy"] >= floor]
+    if not ok:
+        return None
+    d, name = min(ok)
+    return name, d
+
+
+def _layer_size(layer: counting.ConvLayer, domain: str, m: int) -> int:
+    """Input elements of a layer (full width): ``C H W``, or ``C tiles alpha^2``."""
+    if domain == "spatial":
+        return layer.in_channels * layer.height * layer.width
+    alpha = m + layer.kernel - 1
+    return layer.in_channels * layer.tiles(m) * alpha * alpha
+
+
+def overall_activation_density(result: dict, domain: str) -> float:
+    """Activation density of the pruned layers (2 to 8) as a whole: the per-layer densities
+    weighted by each layer's input size in the paper's layer table."""
+    net = counting.get_network(result["config"]["model"])
+    m = result["multiplications"]["m"]
+    layers = [la for la in net.layers if la.name in net.pruned]
+    acts = result["activation_densities"]
+    sizes = [_layer_size(la, domain, m) for la in layers]
+    # sum_l d_l n_l / sum_l n_l
+    return sum(acts[la.name][domain] * n for la, n in zip(layers, sizes, strict=True)) / sum(sizes)
+
+
+def multiply_count(result: dict) -> counting.MultiplyCount:
+    """The papers' multiplication count of a run, from its per-layer densities."""
+    mult = result["multiplications"]
+    method, m = mult["method"], mult["m"]
+    net = counting.get_network(result["config"]["model"])
+    wd = {n: result["weight_densities"].get(n, 1.0) for n in net.pruned}
+    key = "spatial" if method == "spatial_pruned" else "winograd"
+    ad = {n: result["activation_densities"][n][key] for n in net.pruned}
+    if method == "winograd_native":
+        ad = 1.0
+    return counting.count_multiplies(net, method, m, wd, ad)
+
+
+@dataclass(frozen=True)
+class Row:
+    """One line of the summary: what, the published value, ours, and where ours comes from."""
+
+    quantity: str
+    published: float | None
+    measured: float | None
+    unit: str  # "%", "x", "mult", "acc"
+    source: str
+    published_x: float | None = None  # for multiplies: the reduction against dense direct
+    measured_x: float | None = None
+
+    def cell(self, value: float | None, x: float | None = None) -> str:
+        """``value`` as the table prints it (``x``: a reduction shown beside a count)."""
+        if value is None:
+            return "—"
+        if self.unit == "mult":
+            e = math.floor(math.log10(value))
+            text = f"{value / 10**e:.1f}e{e}"
+            return text if x is None else f"{text} ({x:.1f}x)"
+        return {"%": f"{100 * value:.1f}%", "acc": f"{100 * value:.2f}%",
+                "x": f"{value:.1f}x"}[self.unit]
+
+
+def summary_rows(results: dict[str, dict], tolerance: float = LOSS_TOLERANCE) -> list[Row]:
+    """The table: published against measured, for every quantity the issue names."""
+    P = {k: v[0] for k, v in PUBLISHED.items()}
+    rows = []
+    for arch, dense, _ in SWEEPS.values():
+        if dense in results:
+            rows.append(Row(f"dense accuracy, {arch}", None, results[dense]["accuracy"], "acc",
+                            dense))
+    chosen = {}
+    for method, (_, _, label) in SWEEPS.items():
+        pick = prunable(results, method, tolerance)
+        chosen[method] = pick
+        published = P.get(f"density_{method}")
+        rows.append(Row(f"lowest density within {100 * tolerance:g} pt, {label}", published,
+                        None if pick is None else pick[1], "%", pick[0] if pick else "none"))
+    net = counting.get_network("vgg-nagadomi")
+    for dom, method in (("spatial", "han"), ("winograd", "liu")):
+        pick = chosen[method]
+        value = None if pick is None else overall_activation_density(results[pick[0]], dom)
+        rows.append(Row(f"overall activation density, {dom} ({method})",
+                        P[f"activation_{dom}"], value, "%", pick[0] if pick else "none"))
+    direct = counting.count_multiplies(net, "direct")
+    rows.append(Row("multiplies, dense direct", P["mult_direct"], direct.total, "mult",
+                    "layer table", 1.0, 1.0))
+    pick = chosen["han"]
+    c = multiply_count(results[pick[0]]) if pick else None
+    rows.append(Row("multiplies, pruned spatial + sparse activations", P["mult_spatial_pruned"],
+                    c and c.total, "mult", pick[0] if pick else "none",
+                    PUBLISHED["mult_spatial_pruned"][2], c and c.reduction))
+    wino = counting.count_multiplies(net, "winograd", 2)
+    rows.append(Row("multiplies, dense Winograd F(2x2,3x3)", P["mult_winograd"], wino.total,
+                    "mult", "layer table", PUBLISHED["mult_winograd"][2], wino.reduction))
+    for method, what, key in (("liu", "Winograd-ReLU pruned", "mult_winograd_relu"),
+                              ("li", "Winograd native pruned", None)):
+        pick = chosen[method]
+        c = multiply_count(results[pick[0]]) if pick else None
+        rows.append(Row(f"multiplies, {what}", P.get(key), c and c.total, "mult",
+                        pick[0] if pick else "none",
+                        PUBLISHED[key][2] if key in PUBLISHED else None, c and c.reduction))
+    if "yu-winograd" in results:
+        yu = results["yu-winograd"]
+        dens = [yu["weight_densities"][n] for n in net.pruned]
+        rows.append(Row("Yu: Winograd-domain weight sparsity, layers 2-8", P["yu_sparsity"],
+                        1 - sum(dens) / len(dens), "%", "yu-winograd"))
+        if "dense-spatial" in results:
+            rows.append(Row("Yu: accuracy loss vs dense spatial", None,
+                            results["dense-spatial"]["accuracy"] - yu["accuracy"], "acc",
+                            "yu-winograd"))
+    return rows
+
+
+def markdown_table(rows: list[Row]) -> str:
+    """The rows as a markdown table (published, measured, run it comes from)."""
+    out = ["| quantity | published | measured | from |", "|---|---:|---:|---|"]
+    for r in rows:
+        out.append(f"| {r.quantity} | {r.cell(r.published, r.published_x)} | "
+                   f"{r.cell(r.measured, r.measured_x)} | {r.source} |")
+    return "\n".join(out) + "\n"
+
+
+def _fig(ncols=1, figsize=(5.5, 3.6)):
+    try:
+        from matplotlib.figure import Figure
+    except ImportError as exc:
+        raise ImportError("the result figures need matplotlib: pip install winolab[widgets]"
+                          ) from exc
+    fig = Figure(figsize=figsize, layout="constrained")
+    return fig, fig.subplots(1, ncols)
+
+
+def plot_accuracy_vs_density(results: dict[str, dict]):
+    """Test accuracy against weight density for the three sweeps (workshop paper, Fig. 2)."""
+    fig, ax = _fig()
+    for method, (_, _, label) in SWEEPS.items():
+        pts = sweep(results, method)
+        if pts:
+            d, a = zip(*pts, strict=True)
+            ax.plot([100 * x for x in d], [100 * y for y in a], "o-", label=label)
+    ax.invert_xaxis()
+    ax.set(xlabel="weight density of layers 2-8 (%)", ylabel="test accuracy (%)")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    return fig
+
+
+def plot_activation_densities(results: dict[str, dict], tolerance: float = LOSS_TOLERANCE):
+    """Per-layer input density of the chosen pruned models (workshop paper, Fig. 3)."""
+    fig, ax = _fig()
+    net = counting.get_network("vgg-nagadomi")
+    names = list(net.pruned)
+    for i, (dom, method) in enumerate((("spatial", "han"), ("winograd", "liu"))):
+        pick = prunable(results, method, tolerance)
+        if pick is None:
+            continue
+        acts = results[pick[0]]["activation_densities"]
+        x = [j + (i - 0.5) * 0.4 for j in range(len(names))]
+        ax.bar(x, [100 * acts[n][dom] for n in names], width=0.4,
+               label=f"{dom} ({pick[0]})")
+    ax.set_xticks(range(len(names)), names)
+    ax.set(ylabel="activation density (%)", ylim=(0, 100))
+    ax.legend(fontsize=8)
+    return fig
+
+
+def write_all(folder=ROOT / "results" / "cifar10", readme=ROOT / "results" / "README_table.md"):
+    """Regenerate the README snippet, ``summary.md`` and the figures from the JSONs."""
+    folder, readme = Path(folder), Path(readme)
+    results = load_results(folder)
+    scale = next((r["reproduction"]["scale"] for r in results.values()
+                  if "reproduction" in r), "unknown")
+    table = markdown_table(summary_rows(results))
+    note = (f"VGG-nagadomi on CIFAR-10, measured at reduced scale: {scale}. Multiplies use the "
+            "papers' full-width layer table with the densities we measured "
+            "(`winolab.counting`); generated by `python -m winolab.results`.\n")
+    readme.write_text(table + "\n" + note)
+    steps = ["| step | density | accuracy | multiplies | reduction |", "|---|---:|---:|---:|---:|"]
+    for name, r in results.items():
+        c = multiply_count(r)
+        steps.append(f"| {name} | {100 * _density(r):.0f}% | {100 * r['accuracy']:.2f}% | "
+                     f"{c.total:.3g} | {c.reduction:.1f}x |")
+    (folder / "summary.md").write_text(table + "\n" + "\n".join(steps) + "\n\n" + note)
+    for fig, name in ((plot_accuracy_vs_density(results), "accuracy_vs_density.png"),
+                      (plot_activation_densities(results), "activation_density.png")):
+        fig.savefig(folder / name, dpi=100)
+    return table
+
+
+if __name__ == "__main__":
+    print(write_all(*sys.argv[1:3]))
