@@ -84,8 +84,20 @@ def download_pure_wheels(entries: dict, cache: Path) -> dict[str, Path]:
     python = ".".join(LOCK_PYTHON.split(".")[:2])
     specs = [f"{name}=={entry['version']}" for name, entry in entries.items()]
     subprocess.run(
-        [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
-         "--python-version", python, "--dest", str(cache), *specs],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--quiet",
+            "--no-deps",
+            "--only-binary=:all:",
+            "--python-version",
+            python,
+            "--dest",
+            str(cache),
+            *specs,
+        ],
         check=True,
     )
     on_disk = {}
@@ -137,29 +149,55 @@ def prepare(lite: Path = LITE, core: Path = CORE, cache: Path = WHEEL_CACHE) -> 
     if pypi.exists():
         shutil.rmtree(pypi)
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
-         "--wheel-dir", str(pypi), str(ROOT)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--wheel-dir",
+            str(pypi),
+            str(ROOT),
+        ],
         check=True,
     )
     extras = [f"{name}=={installed_version(name)}" for name in PIPLITE_EXTRA]
     subprocess.run(
-        [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
-         "--dest", str(pypi), *extras],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--quiet",
+            "--no-deps",
+            "--only-binary=:all:",
+            "--dest",
+            str(pypi),
+            *extras,
+        ],
         check=True,
     )
     # pip wheel leaves a build/ folder and egg-info next to the sources
     shutil.rmtree(ROOT / "build", ignore_errors=True)
-    return {"pyodide": version, "local": local, "cdn": cdn,
-            "wheels": sorted(p.name for p in pypi.glob("*.whl"))}
+    return {
+        "pyodide": version,
+        "local": local,
+        "cdn": cdn,
+        "wheels": sorted(p.name for p in pypi.glob("*.whl")),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.parse_args(argv)
     summary = prepare()
-    print(f"prepare_pyodide: Pyodide {summary['pyodide']}, local wheels: "
-          f"{', '.join(summary['local'])}; other packages from {summary['cdn']}; "
-          f"piplite: {', '.join(summary['wheels'])}")
+    print(
+        f"prepare_pyodide: Pyodide {summary['pyodide']}, local wheels: "
+        f"{', '.join(summary['local'])}; other packages from {summary['cdn']}; "
+        f"piplite: {', '.join(summary['wheels'])}"
+    )
     return 0
 
 

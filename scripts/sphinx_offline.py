@@ -39,8 +39,11 @@ def _offline_assets(app, pagename, templatename, context, doctree) -> None:
         for asset in kept:
             if "://" in _url(asset):
                 logger.warning(
-                    "page %s loads %s from outside the site", pagename, _url(asset),
-                    type="offline", subtype="external",
+                    "page %s loads %s from outside the site",
+                    pagename,
+                    _url(asset),
+                    type="offline",
+                    subtype="external",
                 )
         assets[:] = kept  # in place: the builder and other handlers hold this list
 

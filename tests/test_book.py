@@ -49,8 +49,12 @@ def _code_cells(text: str) -> list[str]:
     for body in CODE_CELL.findall(text):
         _, code = _cell_options_and_body(body)
         # IPython magics and shell escapes are not Python syntax
-        cells.append("\n".join("" if line.lstrip()[:1] in "%!" and line.strip() else line
-                               for line in code.splitlines()))
+        cells.append(
+            "\n".join(
+                "" if line.lstrip()[:1] in "%!" and line.strip() else line
+                for line in code.splitlines()
+            )
+        )
     return cells
 
 
@@ -79,14 +83,19 @@ def _public_names() -> dict[str, str]:
                     try:
                         exported = [n for n in ast.literal_eval(node.value) if isinstance(n, str)]
                     except ValueError:  # e.g. ["__version__", *_SUBMODULES]: list the literals
-                        exported = [e.value for e in node.value.elts
-                                    if isinstance(e, ast.Constant) and isinstance(e.value, str)]
+                        exported = [
+                            e.value
+                            for e in node.value.elts
+                            if isinstance(e, ast.Constant) and isinstance(e.value, str)
+                        ]
         if exported is None:
             if path.name.startswith("_") and path.name != "__init__.py":
                 continue
-            exported = [n.name for n in tree.body
-                        if isinstance(n, ast.FunctionDef | ast.ClassDef)
-                        and not n.name.startswith("_")]
+            exported = [
+                n.name
+                for n in tree.body
+                if isinstance(n, ast.FunctionDef | ast.ClassDef) and not n.name.startswith("_")
+            ]
         for name in exported:
             names.setdefault(name, str(path.relative_to(ROOT)))
     return names
@@ -96,8 +105,12 @@ def _pyobject_exists(source: Path, dotted: str) -> bool:
     """Whether ``Class.method`` / ``function`` / ``Class`` is defined in ``source``."""
     body = ast.parse(source.read_text()).body
     for part in dotted.split("."):
-        found = [n for n in body if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef |
-                                               ast.ClassDef) and n.name == part]
+        found = [
+            n
+            for n in body
+            if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)
+            and n.name == part
+        ]
         if not found:
             return False
         body = found[0].body
@@ -160,8 +173,9 @@ def test_every_chapter_imports_winolab(chapter):
         assert REFERENCE_PAGES[chapter.stem] in text
         return
     # code cells, or the body of a live-code directive (book/live.md's replite)
-    bodies = _code_cells(text) + [body for _, name, _, body in DIRECTIVE.findall(text)
-                                  if name in ("replite", "code-cell")]
+    bodies = _code_cells(text) + [
+        body for _, name, _, body in DIRECTIVE.findall(text) if name in ("replite", "code-cell")
+    ]
     assert any(IMPORTS_WINOLAB.search(b) for b in bodies), (
         f"{chapter.name} has no code cell importing winolab"
     )
@@ -178,8 +192,10 @@ def test_api_page_documents_every_public_module():
     # a subpackage is documented by its submodules
     missing = sorted(m for m in modules if m not in documented)
     assert not missing, f"book/api.md has no automodule for {missing}"
-    packages = {"winolab." + ".".join(p.parent.relative_to(PACKAGE).parts)
-                for p in PACKAGE.rglob("__init__.py")} | {"winolab"}
+    packages = {
+        "winolab." + ".".join(p.parent.relative_to(PACKAGE).parts)
+        for p in PACKAGE.rglob("__init__.py")
+    } | {"winolab"}
     stale = sorted(documented - modules - {p.rstrip(".") for p in packages})
     assert not stale, f"book/api.md documents modules that do not exist: {stale}"
 

@@ -186,9 +186,7 @@ def test_page_renders_maths_and_figures_offline(page, site_url, rel):
     assert all(maths), f"{rel}: {maths.count(False)} of {len(maths)} math elements not typeset"
     assert page.locator("mjx-merror").count() == 0, f"{rel}: MathJax reports a TeX error"
     # every image (figures, plots, static widget figures) has loaded
-    page.wait_for_function(
-        "() => [...document.images].every(img => img.complete)", timeout=30_000
-    )
+    page.wait_for_function("() => [...document.images].every(img => img.complete)", timeout=30_000)
     broken = page.evaluate(
         """() => [...document.querySelectorAll('article img')]
             .filter(img => !(img.naturalWidth > 0)).map(img => img.src)"""
@@ -204,8 +202,12 @@ def test_page_renders_maths_and_figures_offline(page, site_url, rel):
 def _widget_pages() -> list[str]:
     if not SITE.is_dir():
         return []
-    return [p for p in PAGES if (SITE / p).is_file()
-            and "application/vnd.jupyter.widget-state+json" in (SITE / p).read_text()]
+    return [
+        p
+        for p in PAGES
+        if (SITE / p).is_file()
+        and "application/vnd.jupyter.widget-state+json" in (SITE / p).read_text()
+    ]
 
 
 WIDGET_PAGES = _widget_pages()
@@ -232,7 +234,8 @@ def test_static_widget_renders_and_slider_moves(page, site_url, rel):
     page.keyboard.press("ArrowRight")
     page.wait_for_function(
         "([h, b]) => h.getAttribute('aria-valuenow') !== b",
-        arg=[slider.element_handle(), before], timeout=10_000,
+        arg=[slider.element_handle(), before],
+        timeout=10_000,
     )
     if text_before is not None:
         assert readout.first.inner_text() != text_before, "the slider's readout did not change"
