@@ -161,6 +161,7 @@ def test_bad_input_is_a_clear_error(tmp_path, capsys):
     assert main(["train", "--data", str(tmp_path / "nowhere.zip"), "--output-dir", str(tmp_path),
                  "--no-progress"]) == 2  # fmt: skip
     assert "nowhere.zip" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir()), "a failed start leaves no run directory behind"
     assert main(["train", "--resume", str(tmp_path / "no-run")]) == 2
     assert "checkpoint" in capsys.readouterr().err
     with pytest.raises(ValueError, match="needs densities"):

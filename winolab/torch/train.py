@@ -333,9 +333,7 @@ def run(
     elif config is None:
         raise TypeError("run() needs a TrainConfig or resume=<run directory>")
     else:
-        run_dir, ckpt = run_directory(config), None
-        with open(run_dir / "config.json", "x") as f:
-            json.dump(asdict(config), f, indent=2)
+        ckpt = None
     device = torch.device(
         ("cuda" if torch.cuda.is_available() else "cpu")
         if config.device == "auto"
@@ -351,6 +349,10 @@ def run(
         from winolab.torch.pruning import make_pruner
 
         pruner = make_pruner(model, config.method, m=config.m)
+    if resume is None:  # claimed only now that data and model are known to work
+        run_dir = run_directory(config)
+        with open(run_dir / "config.json", "x") as f:
+            json.dump(asdict(config), f, indent=2)
     state = {
         "epoch": 0,
         "batch": 0,
