@@ -22,17 +22,17 @@ float64 functions are the oracle for this module.
 
 from __future__ import annotations
 
+import weakref
 from functools import lru_cache
 
 import numpy as np
 import torch
-import torch.nn.functional as F  # noqa: N812
 
 from winolab._validate import check_m, check_padding
 from winolab.derive import PointSpec, resolve_points
 from winolab.transforms import tile_counts, transforms
 
-__all__ = ["filter_transform", "input_transform", "winograd_domain_conv2d"]
+__all__ = ["clear_workspace", "filter_transform", "input_transform", "winograd_domain_conv2d"]
 
 
 @lru_cache(maxsize=128)
@@ -73,80 +73,186 @@ def _geometry(x_shape, r: int, m: int, ph: int, pw: int):
     return h_out, w_out, th, tw, (pw, pw + extra_w, ph, ph + extra_h)
 
 
-def _transform_tiles(x: torch.Tensor, KB: torch.Tensor, m: int, alpha: int, pad) -> torch.Tensor:
-    """``V = BT d B`` for every tile, as ``(alpha^2, C, N * tiles)``."""
-    N, C = x.shape[:2]
-    xp = F.pad(x, pad)
-    # (N, C, th, tw, alpha, alpha): overlapping tiles, stride m (a view)
-    d = xp.unfold(2, alpha, m).unfold(3, alpha, m)
-    th, tw = d.shape[2], d.shape[3]
-    # (alpha, alpha, C, N, th, tw) -> (alpha^2, C * N * tiles): the one im2col copy
-    d = d.permute(4, 5, 1, 0, 2, 3).reshape(alpha * alpha, C * N * th * tw)
-    # V = BT d B, all tiles at once: vec(V) = kron(BT, BT) vec(d)
-    return (KB @ d).view(alpha * alpha, C, N * th * tw)
+class _Workspace:
+    """Reusable scratch tensors, so that every step does not page-fault fresh memory in.
+
+    Large CPU allocations come straight from the OS and are returned on free; touching them
+    again costs a page fault per 4 KiB, which at these sizes is a large part of a step. Buffers
+    are handed out by ``(tag, shape, dtype, device)`` and given back when no longer needed;
+    one that is never given back (a graph dropped before its backward) is simply freed.
+    """
+
+    def __init__(self, keep: int = 2):
+        self.keep, self.free = keep, {}
+
+    def get(self, tag: str, shape, like: torch.Tensor, zero: bool = False) -> torch.Tensor:
+        key = (tag, tuple(shape), like.dtype, like.device)
+        stack = self.free.get(key)
+        if stack:
+            return stack.pop()
+        t = torch.empty(shape, dtype=like.dtype, device=like.device)
+        return t.zero_() if zero else t
+
+    def put(self, tag: str, t: torch.Tensor) -> None:
+        stack = self.free.setdefault((tag, tuple(t.shape), t.dtype, t.device), [])
+        if len(stack) < self.keep:
+            stack.append(t)
+
+    def clear(self) -> None:
+        self.free.clear()
+
+
+_WORKSPACE = _Workspace()
+
+
+def clear_workspace() -> None:
+    """Free the scratch buffers that the Winograd layers keep between steps."""
+    _WORKSPACE.clear()
+
+
+def _transform_tiles(x: torch.Tensor, KB: torch.Tensor, m: int, alpha: int, geo) -> torch.Tensor:
+    """``V = BT d B`` for every tile, as ``(alpha^2, N * tiles, C)`` (channels last).
+
+    ``geo`` is :func:`_geometry`'s result. The caller owns the returned buffer (``"V"``).
+    """
+    N, C, H, W = x.shape
+    _, _, th, tw, (pl, pr, pt, pb) = geo
+    hp, wp = H + pt + pb, W + pl + pr
+    # zero-padded image, channels last: the tag keeps its zero border intact between calls
+    xp = _WORKSPACE.get(f"xpad{pt},{pl}", (N, hp, wp, C), x, zero=True)
+    xp[:, pt:pt + H, pl:pl + W, :].copy_(x.permute(0, 2, 3, 1))
+    # (N, th, tw, C, alpha, alpha) view of the overlapping tiles -> (alpha, alpha, N, th, tw, C)
+    tiles = xp.unfold(1, alpha, m).unfold(2, alpha, m).permute(4, 5, 0, 1, 2, 3)
+    d = _WORKSPACE.get("d", (alpha * alpha, N * th * tw * C), x)
+    d.view(alpha, alpha, N, th, tw, C).copy_(tiles)  # the one im2col copy
+    _WORKSPACE.put(f"xpad{pt},{pl}", xp)
+    V = _WORKSPACE.get("V", (alpha * alpha, N * th * tw, C), x)
+    # V = BT d B for all tiles at once: vec(V) = kron(BT, BT) vec(d)
+    torch.mm(KB, d, out=V.view(alpha * alpha, -1))
+    _WORKSPACE.put("d", d)
+    return V
 
 
 class _WinogradDomainConv(torch.autograd.Function):
-    """``y = AT [sum_c U * V] A`` with ``V = BT d B`` (or ``ReLU(BT d B)``), explicit backward."""
+    """``y = AT [sum_c U * V] A`` with ``V = BT d B`` (or ``ReLU(BT d B)``), explicit backward.
+
+    Winograd-domain tensors are ``(alpha^2, N * tiles, channels)``; the output and the input
+    gradient come back in ``torch.channels_last`` memory format, which BatchNorm, ReLU and
+    max-pooling keep, so that the next Winograd layer reads its tiles channel-contiguously.
+    """
 
     @staticmethod
     def forward(ctx, x, U, bias, m, r, pts, ph, pw, relu):
         N, C, H, W = x.shape
         K, alpha = U.shape[0], U.shape[2]
+        a2 = alpha * alpha
         _, KB, KA = _matrices(m, r, pts, x.dtype, str(x.device))
-        h_out, w_out, th, tw, pad = _geometry(x.shape, r, m, ph, pw)
-        V = _transform_tiles(x, KB, m, alpha, pad)  # (alpha^2, C, N * tiles)
+        geo = _geometry(x.shape, r, m, ph, pw)
+        h_out, w_out, th, tw, _ = geo
+        NT = N * th * tw
+        V = _transform_tiles(x, KB, m, alpha, geo)  # (alpha^2, N tiles, C)
         if relu:
             V.clamp_(min=0)
-        # (K, C, alpha, alpha) -> (alpha^2, K, C): one K x C matrix per Winograd position
-        Ut = U.permute(2, 3, 0, 1).reshape(alpha * alpha, K, C)
-        # M = sum_c U * V: alpha^2 GEMMs (K x C) @ (C x N tiles)
-        M = torch.bmm(Ut, V)
+        # (K, C, alpha, alpha) -> (alpha^2, C, K): one C x K matrix per Winograd position
+        Ut = U.permute(2, 3, 1, 0).reshape(a2, C, K).contiguous()  # (a view without it)
+        # M = sum_c U * V: alpha^2 GEMMs (N tiles x C) @ (C x K)
+        M = _WORKSPACE.get("M", (a2, NT, K), x)
+        torch.bmm(V, Ut, out=M)
         # Y = AT M A for every tile: vec(Y) = kron(AT, AT) vec(M)
-        Y = (KA @ M.view(alpha * alpha, K * N * th * tw)).view(m, m, K, N, th, tw)
-        # (m, m, K, N, th, tw) -> (N, K, th, m, tw, m) -> (N, K, th m, tw m), crop the overhang
-        y = Y.permute(3, 2, 4, 0, 5, 1).reshape(N, K, th * m, tw * m)[:, :, :h_out, :w_out]
+        Yt = _WORKSPACE.get("Y", (m * m, NT * K), x)
+        torch.mm(KA, M.view(a2, -1), out=Yt)
+        _WORKSPACE.put("M", M)
+        # (m, m, N, th, tw, K) -> (N, th, m, tw, m, K): NHWC output, crop the overhang
+        Yt6 = Yt.view(m, m, N, th, tw, K).permute(2, 3, 0, 4, 1, 5)
+        y = torch.empty(N, h_out, w_out, K, dtype=x.dtype, device=x.device)
+        if th * m == h_out and tw * m == w_out:
+            y.view(N, th, m, tw, m, K).copy_(Yt6)
+        else:
+            y.copy_(Yt6.reshape(N, th * m, tw * m, K)[:, :h_out, :w_out])
+        _WORKSPACE.put("Y", Yt)
         if bias is not None:
-            y = y + bias.view(1, K, 1, 1)
-        elif th * m != h_out or tw * m != w_out:
-            y = y.contiguous()
-        ctx.save_for_backward(V, Ut)
-        ctx.geometry = (x.shape, m, r, pts, pad, th, tw, relu, bias is not None)
-        return y
+            y.add_(bias)
+        if any(ctx.needs_input_grad[:3]):
+            ctx.save_for_backward(V, Ut)
+            # V goes back to the workspace when the graph is freed (not after the backward:
+            # retain_graph=True may run the backward again)
+            weakref.finalize(ctx, _WORKSPACE.put, "V", V)
+        else:
+            _WORKSPACE.put("V", V)
+        ctx.geometry = (x.shape, m, r, pts, geo, relu, bias is not None)
+        return y.permute(0, 3, 1, 2)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, gy):
         V, Ut = ctx.saved_tensors
-        (N, C, H, W), m, r, pts, pad, th, tw, relu, has_bias = ctx.geometry
-        a2, K = Ut.shape[0], Ut.shape[1]
-        alpha = m + r - 1
+        (N, C, H, W), m, r, pts, geo, relu, has_bias = ctx.geometry
+        h_out, w_out, th, tw, (pl, pr, pt, pb) = geo
+        a2, K = Ut.shape[0], Ut.shape[2]
+        alpha, NT = m + r - 1, N * th * tw
         _, KB, KA = _matrices(m, r, pts, gy.dtype, str(gy.device))
         gx = gU = gb = None
-        # zero-extend dY over the cropped overhang: (N, K, th m, tw m)
-        gy_full = F.pad(gy, (0, tw * m - gy.shape[3], 0, th * m - gy.shape[2]))
-        # (N, K, th, m, tw, m) -> (m, m, K, N, th, tw) -> (m^2, K * N * tiles)
-        gY = gy_full.view(N, K, th, m, tw, m).permute(3, 5, 1, 0, 2, 4).reshape(m * m, -1)
+        # dY as (m, m, N, th, tw, K), zero-extended over the cropped overhang
+        gYt = _WORKSPACE.get("gY", (m * m, NT * K), gy)
+        gY6 = gYt.view(m, m, N, th, tw, K).permute(2, 3, 0, 4, 1, 5)  # (N, th, m, tw, m, K)
+        gy_nhwc = gy.permute(0, 2, 3, 1)
+        if th * m == h_out and tw * m == w_out:
+            gY6.copy_(gy_nhwc.view(N, th, m, tw, m, K))
+        else:
+            # the tag keeps the zero border (the overhang) of this buffer intact
+            ext = _WORKSPACE.get(f"gyext{h_out},{w_out}", (N, th * m, tw * m, K), gy, zero=True)
+            ext[:, :h_out, :w_out].copy_(gy_nhwc)
+            gY6.copy_(ext.view(N, th, m, tw, m, K))
+            _WORKSPACE.put(f"gyext{h_out},{w_out}", ext)
         # dM = A dY AT for every tile: vec(dM) = kron(AT, AT)^T vec(dY)
-        gM = (KA.t() @ gY).view(a2, K, N * th * tw)
+        gM = _WORKSPACE.get("gM", (a2, NT, K), gy)
+        torch.mm(KA.t(), gYt, out=gM.view(a2, -1))
+        _WORKSPACE.put("gY", gYt)
         if ctx.needs_input_grad[1]:
-            # dU = sum over images and tiles of dM * V (one GEMM per position)
-            gU = torch.bmm(gM, V.transpose(1, 2)).view(alpha, alpha, K, C).permute(2, 3, 0, 1)
+            # dU = sum over images and tiles of V * dM (one GEMM per position)
+            gUt = torch.bmm(V.transpose(1, 2), gM)  # (alpha^2, C, K)
+            gU = gUt.view(alpha, alpha, C, K).permute(3, 2, 0, 1).contiguous()
         if ctx.needs_input_grad[0]:
             # dV = sum_k U * dM; the Winograd ReLU passes the gradient where V > 0
-            gV = torch.bmm(Ut.transpose(1, 2), gM)  # (alpha^2, C, N * tiles)
+            gV = _WORKSPACE.get("V", (a2, NT, C), gy)
+            # (alpha^2, K, C), contiguous: bmm copies a transposed operand batch by batch
+            UtT = Ut.transpose(1, 2).contiguous()
+            torch.bmm(gM, UtT, out=gV)
             if relu:
                 gV.mul_(V > 0)
             # dd = B dV BT for every tile: vec(dd) = kron(BT, BT)^T vec(dV)
-            gd = (KB.t() @ gV.view(a2, C * N * th * tw)).view(alpha, alpha, C, N, th * tw)
-            # (N, C alpha^2, tiles), then overlap-add the tiles into the padded image
-            gd = gd.permute(3, 2, 0, 1, 4).reshape(N, C * a2, th * tw)
-            hp, wp = H + pad[2] + pad[3], W + pad[0] + pad[1]
-            gxp = F.fold(gd, (hp, wp), kernel_size=alpha, stride=m)
-            gx = gxp[:, :, pad[2]:pad[2] + H, pad[0]:pad[0] + W]
+            gd = _WORKSPACE.get("d", (a2, NT * C), gy)
+            torch.mm(KB.t(), gV.view(a2, -1), out=gd)
+            _WORKSPACE.put("V", gV)
+            gx = _overlap_add(gd.view(alpha, alpha, N, th, tw, C), m, (H, W), (pt, pl))
+            _WORKSPACE.put("d", gd)
+        _WORKSPACE.put("gM", gM)
         if has_bias and ctx.needs_input_grad[2]:
             gb = gy.sum((0, 2, 3))
         return gx, gU, gb, None, None, None, None, None, None
+
+
+def _overlap_add(gd: torch.Tensor, m: int, size, offset) -> torch.Tensor:
+    """Sum the ``(alpha, alpha, N, th, tw, C)`` tile gradients into the image they overlap.
+
+    Tile ``(p, q)`` covers rows ``p m .. p m + alpha - 1``: cut it into ``m x m`` blocks; block
+    ``(bu, bv)`` of every tile lands on the image block ``(p + bu, q + bv)``, so the sum is
+    ``ceil(alpha / m)^2`` shifted, non-overlapping adds.
+    """
+    alpha, _, N, th, tw, C = gd.shape
+    nb = -(-alpha // m)
+    hb, wb = th + nb - 1, tw + nb - 1
+    gxp = torch.zeros(N, hb * m, wb * m, C, dtype=gd.dtype, device=gd.device)
+    blocks = gxp.view(N, hb, m, wb, m, C)
+    for bu in range(nb):
+        lu = min(m, alpha - bu * m)
+        for bv in range(nb):
+            lv = min(m, alpha - bv * m)
+            src = gd[bu * m:bu * m + lu, bv * m:bv * m + lv].permute(2, 3, 0, 4, 1, 5)
+            blocks[:, bu:bu + th, :lu, bv:bv + tw, :lv].add_(src)
+    H, W = size
+    # crop the padding; (N, H, W, C) -> NCHW view in channels_last memory
+    return gxp[:, offset[0]:offset[0] + H, offset[1]:offset[1] + W].permute(0, 3, 1, 2)
 
 
 def winograd_domain_conv2d(
@@ -248,7 +354,10 @@ def input_transform(
     ph, pw = check_padding(padding)
     alpha = m + r - 1
     _, KB, _ = _matrices(m, r, resolve_points(m, r, points), x.dtype, str(x.device))
-    _, _, th, tw, pad = _geometry(x.shape, r, m, ph, pw)
+    geo = _geometry(x.shape, r, m, ph, pw)
+    th, tw = geo[2], geo[3]
     N, C = x.shape[:2]
-    V = _transform_tiles(x, KB, m, alpha, pad)  # (alpha^2, C, N * tiles)
-    return V.view(alpha, alpha, C, N, th, tw).permute(3, 2, 4, 5, 0, 1)
+    buf = _transform_tiles(x, KB, m, alpha, geo)  # (alpha^2, N * tiles, C)
+    V = buf.clone()
+    _WORKSPACE.put("V", buf)
+    return V.view(alpha, alpha, N, th, tw, C).permute(2, 5, 3, 4, 0, 1)
