@@ -40,6 +40,7 @@ def _input_tiles(x, n0, n1, i0, i1, ph, pw, BT, m, tw, relu, V):
     X = np.empty((alpha, alpha, T), dtype=x.dtype)  # X[u, v, t] = d_t[u, v]
     Wt = np.empty((alpha, alpha, T), dtype=x.dtype)
     r0 = i0 * m - ph
+    um, utw = np.uint64(m), np.uint64(tw)
     # D[., pc, ., J] holds image column J m + pc - pw, inside the image for lo <= J < hi
     lo = np.empty(m, dtype=np.int64)
     hi = np.empty(m, dtype=np.int64)
@@ -54,18 +55,21 @@ def _input_tiles(x, n0, n1, i0, i1, ph, pw, BT, m, tw, relu, V):
                 xr = r0 + rr
                 if 0 <= xr < H:
                     for pc in range(m):
-                        for J in range(lo[pc], hi[pc]):
-                            D[pr, pc, I, J] = x[n, c, xr, J * m + pc - pw]
+                        # unsigned inner indices: numba skips its negative-index wraparound
+                        J0 = np.uint64(lo[pc])
+                        c0 = np.uint64(lo[pc] * m + pc - pw)
+                        for jj in range(np.uint64(hi[pc] - lo[pc])):
+                            D[pr, pc, I, J0 + jj] = x[n, c, xr, c0 + jj * um]
                 pr += 1
                 if pr == m:
                     pr, I = 0, I + 1
             for u in range(alpha):
                 for v in range(alpha):
-                    pu, ou, pv, ov = u % m, u // m, v % m, v // m
+                    pu, ou, pv, uov = u % m, u // m, v % m, np.uint64(v // m)
                     for li in range(nr):
-                        t0 = nl * L + li * tw
-                        for j in range(tw):
-                            X[u, v, t0 + j] = D[pu, pv, li + ou, j + ov]
+                        t0 = np.uint64(nl * L + li * tw)
+                        for j in range(utw):
+                            X[u, v, t0 + j] = D[pu, pv, li + ou, uov + j]
         # Wt = BT X   (every tile at once)
         for a in range(alpha):
             for v in range(alpha):
@@ -155,6 +159,7 @@ def _output_tiles(M, kl, k, n0, i0, i1, AT, tw, bias, y):
                     for t in range(T):
                         Y[i * m + j, t] += coef * tmp[b, t]
     nr = i1 - i0
+    um = np.uint64(m)
     for blk in range(T // tw):
         n = n0 + blk // nr
         ti = i0 + blk % nr
@@ -162,15 +167,12 @@ def _output_tiles(M, kl, k, n0, i0, i1, AT, tw, bias, y):
             row = ti * m + i
             if row >= h_out:
                 break
-            if tw >= 8:  # one output phase j at a time: long loops, stride-m writes
-                for j in range(m):
-                    for tj in range(min(tw, (w_out - j + m - 1) // m)):
-                        y[n, k, row, tj * m + j] = Y[i * m + j, blk * tw + tj]
-            else:  # short rows (8x8 maps): contiguous writes
-                for tj in range(tw):
-                    for j in range(m):
-                        if tj * m + j < w_out:
-                            y[n, k, row, tj * m + j] = Y[i * m + j, blk * tw + tj]
+            # unsigned inner indices: numba skips its negative-index wraparound
+            b0 = np.uint64(blk * tw)
+            for j in range(m):
+                uj = np.uint64(j)
+                for tj in range(np.uint64(min(tw, (w_out - j + m - 1) // m))):
+                    y[n, k, row, tj * um + uj] = Y[i * m + j, b0 + tj]
 
 
 @njit(parallel=True, cache=True, fastmath=True)
