@@ -182,7 +182,8 @@ def winograd_sparse(x, ph, pw, BT, AT, indptr, indices, values, bias, relu,
 
     ``work`` is scratch, one row per thread, at least ``alpha^2 T (C + K_task)`` long.
     ``counts[task]`` receives the multiplications the task performed in step 2.
-    ``do_mac=False`` skips step 2 (M = 0): the benchmark times the transforms alone that way.
+    ``do_mac=False`` skips step 2, leaving stale (finite) scratch in M and so garbage in ``y``:
+    the benchmark times the transforms alone that way.
     """
     C = x.shape[1]
     m, alpha = AT.shape
@@ -202,8 +203,6 @@ def winograd_sparse(x, ph, pw, BT, AT, indptr, indices, values, bias, relu,
             for s in range(S):
                 _sparse_rows(V, s, k0, k1, indptr, indices, values, M)
                 nnz += indptr[s, k1] - indptr[s, k0]
-        else:
-            M[:] = 0
         counts[q] = nnz * T
         for k in range(k0, k1):
             _output_tiles(M, k - k0, k, n0, i0, i1, AT, tw, bias, y)

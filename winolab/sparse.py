@@ -313,7 +313,7 @@ def _workspace(threads: int, size: int, dtype) -> np.ndarray:
     key = np.dtype(dtype).str
     work = _WORK.get(key)
     if work is None or work.shape[0] < threads or work.shape[1] < size:
-        work = np.empty((threads, size), dtype=dtype)
+        work = np.zeros((threads, size), dtype=dtype)  # finite even where never written
         _WORK[key] = work
     return work
 
