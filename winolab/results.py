@@ -263,8 +263,10 @@ def plot_activation_densities(results: dict[str, dict], tolerance: float = LOSS_
             continue
         acts = results[pick[0]]["activation_densities"]
         x = [j + (i - 0.5) * 0.4 for j in range(len(names))]
-        ax.bar(x, [100 * acts[n][dom] for n in names], width=0.4,
-               label=f"{dom} ({pick[0]})")
+        bars = ax.bar(x, [100 * acts[n][dom] for n in names], width=0.4,
+                      label=f"{dom} ({pick[0]})")
+        ax.axhline(100 * PUBLISHED[f"activation_{dom}"][0], ls="--", lw=1,
+                   color=bars.patches[0].get_facecolor(), label=f"{dom}, published overall")
     ax.set_xticks(range(len(names)), names)
     ax.set(ylabel="activation density (%)", ylim=(0, 100))
     ax.legend(fontsize=8)
