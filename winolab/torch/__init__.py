@@ -25,5 +25,12 @@ from winolab.torch.functional import (  # noqa: E402
     winograd_domain_conv2d,
 )
 from winolab.torch.layers import WinogradConv2d  # noqa: E402
+from winolab.torch.models import build_model, convert_to_winograd  # noqa: E402
+from winolab.torch.pruning import make_pruner  # noqa: E402
+from winolab.torch.stats import activation_densities, multiplication_count  # noqa: E402
 
-__all__ = ["WinogradConv2d", "filter_transform", "input_transform", "winograd_domain_conv2d"]
+__all__ = [
+    "WinogradConv2d", "activation_densities", "build_model", "convert_to_winograd",
+    "filter_transform", "input_transform", "make_pruner", "multiplication_count",
+    "winograd_domain_conv2d",
+]

@@ -219,7 +219,8 @@ class _WinogradDomainConv(torch.autograd.Function):
             UtT = Ut.transpose(1, 2).contiguous()
             torch.bmm(gM, UtT, out=gV)
             if relu:
-                gV.mul_(V > 0)
+                # dV <- dV * 1[V > 0], in place, in one fused pass (ReLU's own backward)
+                torch.ops.aten.threshold_backward.grad_input(gV, V, 0, grad_input=gV)
             # dd = B dV BT for every tile: vec(dd) = kron(BT, BT)^T vec(dV)
             gd = _WORKSPACE.get("d", (a2, NT * C), gy)
             torch.mm(KB.t(), gV.view(a2, -1), out=gd)

@@ -162,11 +162,17 @@ class Pruner:
         self.masks, self.stage = masks, sd["stage"]
 
     def _checked_mask(self, name: str, mod: nn.Module) -> torch.Tensor:
+        """The mask as 0/1 in the weight's dtype (multiplying by a bool tensor converts it
+        on every call), cached until the mask changes."""
         mk = self.masks[name]
         if mk.shape != mod.weight.shape:
             raise RuntimeError(f"the mask of {name!r} has shape {tuple(mk.shape)} but the "
                                f"weight has {tuple(mod.weight.shape)}: was the model changed?")
-        return mk
+        cache = self.__dict__.setdefault("_float_masks", {})
+        hit = cache.get(name)
+        if hit is None or hit[0] is not mk or hit[1].dtype != mod.weight.dtype:
+            hit = cache[name] = (mk, mk.to(mod.weight.dtype))
+        return hit[1]
 
     @staticmethod
     def _weight(mod: nn.Module) -> np.ndarray:
