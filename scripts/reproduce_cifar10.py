@@ -124,12 +124,20 @@ def run_step(step: dict, runs: Path, results: Path, data: Path, commit: bool) ->
     out.write_text(json.dumps(result, indent=1) + "\n")
     print(f"[{time.strftime('%H:%M:%S')}] done {step['name']}: accuracy "
           f"{result['accuracy']:.4f}, {result['wall_time_s']:.0f} s", flush=True)
+    # the summary table, README snippet and figures follow every new result
+    from winolab.results import write_all
+
+    readme = results.parent / "README_table.md"
+    write_all(results, readme)
+    made = [out, readme, results / "summary.md", results / "accuracy_vs_density.png",
+            results / "activation_density.png"]
     if commit:
+        files = [str(f) for f in made]
         for _ in range(5):
-            add = subprocess.run(["git", "-C", str(ROOT), "add", str(out)])
+            add = subprocess.run(["git", "-C", str(ROOT), "add", *files])
             done = add.returncode == 0 and subprocess.run(
                 ["git", "-C", str(ROOT), "commit", "-q", "-m",
-                 f"results: cifar10 {step['name']}", "--", str(out)]).returncode == 0
+                 f"results: cifar10 {step['name']}", "--", *files]).returncode == 0
             if done:
                 break
             time.sleep(2)  # another engineer's commit holds .git/index.lock

@@ -247,7 +247,8 @@ def plot_accuracy_vs_density(results: dict[str, dict]):
             ax.plot([100 * x for x in d], [100 * y for y in a], "o-", label=label)
     ax.invert_xaxis()
     ax.set(xlabel="weight density of layers 2-8 (%)", ylabel="test accuracy (%)")
-    ax.legend(fontsize=8)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     return fig
 
@@ -269,7 +270,8 @@ def plot_activation_densities(results: dict[str, dict], tolerance: float = LOSS_
                    color=bars.patches[0].get_facecolor(), label=f"{dom}, published overall")
     ax.set_xticks(range(len(names)), names)
     ax.set(ylabel="activation density (%)", ylim=(0, 100))
-    ax.legend(fontsize=8)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8)
     return fig
 
 
