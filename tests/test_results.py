@@ -117,6 +117,8 @@ def _close(parsed, value, unit_step):
 
 def _lowest_density(method, tolerance):
     dense = {"han": "dense-spatial", "li": "dense-winograd", "liu": "dense-winograd_relu"}
+    if dense[method] not in RUNS:
+        return None
     floor = RUNS[dense[method]]["accuracy"] - tolerance
     ok = [r["config"]["densities"][-1] for n, r in RUNS.items()
           if n.startswith(f"{method}-d") and r["accuracy"] >= floor]
