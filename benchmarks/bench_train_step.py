@@ -100,7 +100,8 @@ def _provenance(args) -> dict:
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "commit": commit, "torch": torch.__version__, "threads": torch.get_num_threads(),
         "cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
-        "load_average_1_5_15": os.getloadavg(), "config": vars(args),
+        "load_average_1_5_15": os.getloadavg(),
+        "config": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
     }
 
 

@@ -3,7 +3,7 @@
 The layer computes, for every ``alpha x alpha`` input tile ``d`` (stride ``m``)::
 
     V = BT d B              (optionally V <- ReLU(V): Liu et al.'s Winograd-ReLU)
-    M = sum_c U * V         (alpha^2 independent (K x C) @ (C x tiles) products)
+    M = sum_c U * V         (alpha^2 independent (tiles x C) @ (C x K) products)
     Y = AT M A              (m x m output tiles, overlap-free)
 
 and the backward of :class:`_WinogradDomainConv` is the one of the papers' custom kernels
@@ -14,10 +14,11 @@ and the backward of :class:`_WinogradDomainConv` is the one of the papers' custo
     dV = sum_k U * dM,  dV <- dV * 1[V > 0] with the Winograd ReLU
     dd = B dV BT, overlap-added over the tiles that share pixels
 
-Layout: every Winograd-domain tensor is kept as ``(alpha^2, channels, N * tiles)`` so that the
-multiply is one ``torch.bmm`` and the transforms are one matrix product each with
-``kron(BT, BT)`` or ``kron(AT, AT)``. Names and signatures follow :mod:`winolab.reference`, whose
-float64 functions are the oracle for this module.
+Layout: every Winograd-domain tensor is kept as ``(alpha^2, N * tiles, channels)`` so that the
+multiply is one ``torch.bmm``, the transforms are one matrix product each with ``kron(BT, BT)``
+or ``kron(AT, AT)``, and the tile copies move whole channel vectors (channels last). Scratch
+buffers are recycled between steps (:func:`clear_workspace` frees them). Names and signatures
+follow :mod:`winolab.reference`, whose float64 functions are the oracle for this module.
 """
 
 from __future__ import annotations
@@ -37,14 +38,16 @@ __all__ = ["clear_workspace", "filter_transform", "input_transform", "winograd_d
 
 @lru_cache(maxsize=128)
 def _matrices(m: int, r: int, pts: tuple, dtype: torch.dtype, device: str):
-    """``(G, kron(BT, BT), kron(AT, AT))`` as tensors, cached per dtype and device."""
-    np_dtype = {torch.float64: np.float64, torch.float32: np.float32,
-                torch.float16: np.float16, torch.bfloat16: np.float32}[dtype]
-    t = transforms(m, r, pts, dtype=np_dtype)
-    G, BT, AT = (torch.tensor(np.asarray(a, dtype=np.float64), dtype=dtype, device=device)
-                 for a in (t.G, t.BT, t.AT))
+    """``(G, kron(BT, BT), kron(AT, AT))`` as tensors, cached per dtype and device.
+
+    The Kronecker products are formed in float64 from the exactly derived matrices and
+    rounded once to ``dtype``.
+    """
+    t = transforms(m, r, pts, dtype=np.float64)
+    G, BT, AT = (torch.tensor(a, dtype=torch.float64) for a in (t.G, t.BT, t.AT))
     # kron(BT, BT)[(i, j), (u, v)] = BT[i, u] BT[j, v], so vec(BT d B) = kron(BT, BT) vec(d)
-    return G, torch.kron(BT, BT).contiguous(), torch.kron(AT, AT).contiguous()
+    return tuple(a.to(dtype=dtype, device=device).contiguous()
+                 for a in (G, torch.kron(BT, BT), torch.kron(AT, AT)))
 
 
 def _check_tensor(a, name: str, ndim: int, shape_text: str) -> None:
