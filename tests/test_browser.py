@@ -43,6 +43,7 @@ CHROMIUM_FLAGS = [
     "--disable-dev-shm-usage",
 ]
 LIVE_TIMEOUT_MS = 240_000
+FIGURE = re.compile(r"^`{3,}\{(?:figure|glue:figure)\}", re.M)
 
 
 def _unavailable(reason: str):
@@ -192,6 +193,14 @@ def test_page_renders_maths_and_figures_offline(page, site_url, rel):
             .filter(img => !(img.naturalWidth > 0)).map(img => img.src)"""
     )
     assert not broken, f"{rel}: images that did not load: {broken}"
+    # every numbered figure of the source is on the page, with a loaded image
+    if source.is_file():
+        wanted = len(FIGURE.findall(source.read_text()))
+        shown = page.evaluate(
+            """() => [...document.querySelectorAll('article figure')]
+                .filter(f => [...f.querySelectorAll('img')].some(i => i.naturalWidth > 0)).length"""
+        )
+        assert shown >= wanted, f"{rel}: {wanted} figures in the source, {shown} shown"
     _screenshot(page, Path(rel).stem)
     t = page.traffic
     assert not t.forbidden(), f"{rel}: requests left the site: {t.forbidden()}"
@@ -239,7 +248,8 @@ def test_static_widget_renders_and_slider_moves(page, site_url, rel):
     )
     if text_before is not None:
         assert readout.first.inner_text() != text_before, "the slider's readout did not change"
-    _screenshot(page, Path(rel).stem + "-widget")
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    rendered.first.screenshot(path=str(SHOTS / f"{Path(rel).stem}-widget.png"))
     assert not page.traffic.forbidden(), page.traffic.forbidden()
     assert not page.traffic.errors, page.traffic.errors
 
