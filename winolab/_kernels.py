@@ -38,7 +38,9 @@ def _input_tiles(x, n0, n1, i0, i1, ph, pw, BT, m, tw, relu, V):
     # that element (u, v) of the tiles of tile row li is the run D[u%m, v%m, li + u//m, v//m:]
     D = np.zeros((m, m, (rows + m - 1) // m, jw), dtype=x.dtype)
     X = np.empty((alpha, alpha, T), dtype=x.dtype)  # X[u, v, t] = d_t[u, v]
-    Wt = np.empty((alpha, alpha, T), dtype=x.dtype)
+    X2 = X.reshape((alpha * alpha, T))
+    S = alpha * alpha
+    kidx, kval, ng = _kron_terms(BT, x.dtype)
     r0 = i0 * m - ph
     um, utw = np.uint64(m), np.uint64(tw)
     # D[., pc, ., J] holds image column J m + pc - pw, inside the image for lo <= J < hi
@@ -70,30 +72,51 @@ def _input_tiles(x, n0, n1, i0, i1, ph, pw, BT, m, tw, relu, V):
                         t0 = np.uint64(nl * L + li * tw)
                         for j in range(utw):
                             X[u, v, t0 + j] = D[pu, pv, li + ou, uov + j]
-        # Wt = BT X   (every tile at once)
-        for a in range(alpha):
-            for v in range(alpha):
-                for q in range(T):
-                    Wt[a, v, q] = 0
-                for u in range(alpha):
-                    coef = BT[a, u]
-                    if coef != 0:
-                        for q in range(T):
-                            Wt[a, v, q] += coef * X[u, v, q]
-        # V = BT d B = Wt B, then Liu et al.'s ReLU in the Winograd domain
-        for a in range(alpha):
-            for b in range(alpha):
-                s = a * alpha + b
-                for q in range(T):
-                    V[s, c, q] = 0
-                for v in range(alpha):
-                    coef = BT[b, v]
-                    if coef != 0:
-                        for q in range(T):
-                            V[s, c, q] += coef * Wt[a, v, q]
-                if relu:
+        # V[s] = sum over (u, v) of BT[a, u] BT[b, v] X[u, v]: the 2-D transform as one pass
+        # per position over all tiles, four terms per pass (F(2x2, 3x3) has exactly four)
+        for s in range(S):
+            for g in range(ng[s]):
+                p = 4 * g
+                i0, i1, i2, i3 = kidx[s, p], kidx[s, p + 1], kidx[s, p + 2], kidx[s, p + 3]
+                k0, k1, k2, k3 = kval[s, p], kval[s, p + 1], kval[s, p + 2], kval[s, p + 3]
+                if g > 0:
                     for q in range(T):
-                        V[s, c, q] = max(V[s, c, q], 0)
+                        V[s, c, q] += (k0 * X2[i0, q] + k1 * X2[i1, q] + k2 * X2[i2, q]
+                                       + k3 * X2[i3, q])
+                elif relu and ng[s] == 1:  # Liu et al.'s ReLU, fused into the only pass
+                    for q in range(T):
+                        V[s, c, q] = max(k0 * X2[i0, q] + k1 * X2[i1, q] + k2 * X2[i2, q]
+                                         + k3 * X2[i3, q], 0)
+                else:
+                    for q in range(T):
+                        V[s, c, q] = (k0 * X2[i0, q] + k1 * X2[i1, q] + k2 * X2[i2, q]
+                                      + k3 * X2[i3, q])
+            if relu and ng[s] > 1:
+                for q in range(T):
+                    V[s, c, q] = max(V[s, c, q], 0)
+
+
+@njit(cache=True, inline="always")
+def _kron_terms(A, dtype):
+    # nonzeros of kron(A, A) per row, in groups of four padded with zero coefficients:
+    # row (a, b) of kron(A, A) x vec(X) is sum_{u, v} A[a, u] A[b, v] X[u, v]
+    R, K = A.shape
+    width = ((K * K + 3) // 4) * 4
+    kidx = np.zeros((R * R, width), dtype=np.int64)
+    kval = np.zeros((R * R, width), dtype=dtype)
+    ng = np.zeros(R * R, dtype=np.int64)
+    for a in range(R):
+        for b in range(R):
+            n = 0
+            for u in range(K):
+                for v in range(K):
+                    coef = A[a, u] * A[b, v]
+                    if coef != 0:
+                        kidx[a * R + b, n] = u * K + v
+                        kval[a * R + b, n] = coef
+                        n += 1
+            ng[a * R + b] = max(1, (n + 3) // 4)
+    return kidx, kval, ng
 
 
 @njit(cache=True, inline="always", fastmath=True)
@@ -132,32 +155,25 @@ def _sparse_rows(V, s, k0, k1, indptr, indices, values, M):
 
 
 @njit(cache=True, inline="always", fastmath=True)
-def _output_tiles(M, kl, k, n0, i0, i1, AT, tw, bias, y):
-    # y[n, k, tile] = AT M A + bias, cropped to the output
-    m, alpha = AT.shape
+def _output_tiles(M, kl, k, n0, i0, i1, m, tw, bias, y, kidx, kval, ng, Y):
+    # y[n, k, tile] = AT M A + bias, cropped to the output; (kidx, kval, ng) = kron(AT, AT)
     T = M.shape[2]
     h_out, w_out = y.shape[2], y.shape[3]
-    tmp = np.empty((alpha, T), dtype=M.dtype)
-    Y = np.empty((m * m, T), dtype=M.dtype)
-    for i in range(m):
-        # tmp[b] = sum_a AT[i, a] M[a, b]   (vectorised over tiles)
-        for b in range(alpha):
-            for t in range(T):
-                tmp[b, t] = 0
-            for a in range(alpha):
-                coef = AT[i, a]
-                if coef != 0:
-                    for t in range(T):
-                        tmp[b, t] += coef * M[a * alpha + b, kl, t]
-        # Y[i, j] = bias + sum_b tmp[b] AT[j, b]
-        for j in range(m):
-            for t in range(T):
-                Y[i * m + j, t] = bias[k]
-            for b in range(alpha):
-                coef = AT[j, b]
-                if coef != 0:
-                    for t in range(T):
-                        Y[i * m + j, t] += coef * tmp[b, t]
+    # Y[i, j] = bias + sum over (a, b) of AT[i, a] AT[j, b] M[a, b]   (all tiles per pass)
+    for r in range(m * m):
+        for g in range(ng[r]):
+            p = 4 * g
+            i0_, i1_, i2_, i3_ = kidx[r, p], kidx[r, p + 1], kidx[r, p + 2], kidx[r, p + 3]
+            k0, k1, k2, k3 = kval[r, p], kval[r, p + 1], kval[r, p + 2], kval[r, p + 3]
+            if g == 0:
+                b0 = bias[k]
+                for t in range(T):
+                    Y[r, t] = b0 + (k0 * M[i0_, kl, t] + k1 * M[i1_, kl, t]
+                                    + k2 * M[i2_, kl, t] + k3 * M[i3_, kl, t])
+            else:
+                for t in range(T):
+                    Y[r, t] += (k0 * M[i0_, kl, t] + k1 * M[i1_, kl, t]
+                                + k2 * M[i2_, kl, t] + k3 * M[i3_, kl, t])
     nr = i1 - i0
     um = np.uint64(m)
     for blk in range(T // tw):
@@ -204,5 +220,7 @@ def winograd_sparse(x, ph, pw, BT, AT, indptr, indices, values, bias, relu,
                 _sparse_rows(V, s, k0, k1, indptr, indices, values, M)
                 nnz += indptr[s, k1] - indptr[s, k0]
         counts[q] = nnz * T
+        kidx, kval, ng = _kron_terms(AT, x.dtype)
+        Y = np.empty((m * m, T), dtype=x.dtype)
         for k in range(k0, k1):
-            _output_tiles(M, k - k0, k, n0, i0, i1, AT, tw, bias, y)
+            _output_tiles(M, k - k0, k, n0, i0, i1, m, tw, bias, y, kidx, kval, ng, Y)
