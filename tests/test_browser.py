@@ -278,3 +278,32 @@ def test_live_console_derives_f23_offline(page, site_url):
     # nothing the numpy-free cell needs may be missing locally: no CDN request was even tried
     assert not t.external, f"the live cell needed the CDN: {t.external}"
     assert not t.failed, f"failed requests: {t.failed}"
+
+
+def test_chapter_live_cell_reaches_only_pyodide_cdn(page, site_url):
+    """A chapter's live cell imports numpy: offline, the only thing it may ask for is the CDN.
+
+    Readers' browsers get numpy, matplotlib and their dependencies from Pyodide's CDN; here the
+    request is blocked, so this checks the wiring (winolab and ipywidgets come from the site,
+    numpy's wheel from ``cdn.jsdelivr.net/pyodide/``), not that the widget runs.
+    """
+    rels = [
+        p
+        for p in PAGES
+        if p != "book/live.html"
+        and (SITE / p).is_file()
+        and "jupyterlite_sphinx_iframe_container" in (SITE / p).read_text()
+    ]
+    if not rels:
+        pytest.skip("no chapter has a live cell")
+    rel = rels[0]
+    _open(page, site_url, rel)
+    with page.context.expect_event(
+        "request",
+        predicate=lambda r: r.url.startswith(ALLOWED_EXTERNAL) and "/numpy-" in r.url,
+        timeout=LIVE_TIMEOUT_MS,
+    ):
+        page.locator(".jupyterlite_sphinx_iframe_container").first.click()
+    t = page.traffic
+    assert not t.forbidden(), f"{rel}: requests left the site: {t.forbidden()}"
+    assert not t.failed, f"{rel}: failed requests on the site: {t.failed}"
