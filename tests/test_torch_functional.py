@@ -193,3 +193,14 @@ def _reference_winograd_relu(x, U):
     Y = torch.einsum("ia,nkpqab,jb->nkpiqj", AT, M, AT)
     N, K, th, _, tw, _ = Y.shape
     return Y.reshape(N, K, th * 2, tw * 2)
+
+
+def test_recycled_padding_buffers_with_equal_shapes():
+    # 2x2 and 4x4 inputs pad to the same 6x6 buffer for F(4x4, 3x3) (bottom padding 3 vs 1):
+    # the recycled buffer must not carry the larger image into the smaller one's zero border
+    rng = np.random.default_rng(11)
+    U = rng.standard_normal((2, 3, 6, 6))
+    for H in (4, 2, 4, 2):
+        x = rng.standard_normal((1, 3, H, H))
+        y = winograd_domain_conv2d(torch.tensor(x), torch.tensor(U), None, 1, 4)
+        assert_conv_close(y, reference.winograd_domain_conv2d(x, U, None, 1, 4), m=4)

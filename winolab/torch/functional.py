@@ -121,14 +121,16 @@ def _transform_tiles(x: torch.Tensor, KB: torch.Tensor, m: int, alpha: int, geo)
     N, C, H, W = x.shape
     _, _, th, tw, (pl, pr, pt, pb) = geo
     hp, wp = H + pt + pb, W + pl + pr
-    # zero-padded image, channels last: the tag keeps its zero border intact between calls
-    xp = _WORKSPACE.get(f"xpad{pt},{pl}", (N, hp, wp, C), x, zero=True)
+    # zero-padded image, channels last: a tag per padding keeps the zero border (the same
+    # shape with another padding would put its image where this one has zeros)
+    tag = f"xpad{pt},{pb},{pl},{pr}"
+    xp = _WORKSPACE.get(tag, (N, hp, wp, C), x, zero=True)
     xp[:, pt:pt + H, pl:pl + W, :].copy_(x.permute(0, 2, 3, 1))
     # (N, th, tw, C, alpha, alpha) view of the overlapping tiles -> (alpha, alpha, N, th, tw, C)
     tiles = xp.unfold(1, alpha, m).unfold(2, alpha, m).permute(4, 5, 0, 1, 2, 3)
     d = _WORKSPACE.get("d", (alpha * alpha, N * th * tw * C), x)
     d.view(alpha, alpha, N, th, tw, C).copy_(tiles)  # the one im2col copy
-    _WORKSPACE.put(f"xpad{pt},{pl}", xp)
+    _WORKSPACE.put(tag, xp)
     V = _WORKSPACE.get("V", (alpha * alpha, N * th * tw, C), x)
     # V = BT d B for all tiles at once: vec(V) = kron(BT, BT) vec(d)
     torch.mm(KB, d, out=V.view(alpha * alpha, -1))
