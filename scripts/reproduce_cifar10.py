@@ -14,12 +14,12 @@ Steps, in the order they run (the most important comparisons first):
 
 - ``dense-{spatial,winograd_relu,winograd}``: dense baselines of Liu et al.'s Figure 1 (a, c, b),
   each trained in its own domain, F(2x2, 3x3); each runs just before its sweep;
-- ``liu-d{80,60,40,20,10}``: the Winograd-ReLU network pruned in the Winograd domain (Liu et al.);
-- ``han-d{80,60,40,20,10}``: the spatial network pruned in the spatial domain (Han et al.);
+- ``liu-d{80,60,40,20,10,5}``: the Winograd-ReLU network pruned in the Winograd domain (Liu et al.);
+- ``han-d{80,60,40,20,10,5}``: the spatial network pruned in the spatial domain (Han et al.);
 - ``yu-spatial``, ``yu-winograd``: Yu et al.'s structured spatial pruning from the dense
   spatial network (Winograd-domain densities 0.6 then 0.4, F(4x4, 3x3)), then the
   importance-factor Winograd stage to density 0.37 (their 63% sparsity step);
-- ``li-d{80,60,40,20,10}``: the Winograd network pruned natively (Li et al.'s rule).
+- ``li-d{80,60,40,20,10,5}``: the Winograd network pruned natively (Li et al.'s rule).
 
 Torch runs single-threaded by default: on the shared 2-core machine two threads ran a
 Winograd training step 18x slower than one (4.18 s against 0.23 s per batch of 64 at width
@@ -39,7 +39,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "cifar10-jpeg.zip"
-SWEEP = (0.8, 0.6, 0.4, 0.2, 0.1)
+SWEEP = (0.8, 0.6, 0.4, 0.2, 0.1, 0.05)
 
 # the reduced scale, the same for every architecture and method
 SCALE = {
