@@ -5,14 +5,17 @@ One kernel, ``winograd_sparse``, does a whole sparse Winograd layer. ``prange`` 
 chosen by :func:`winolab.sparse.plan_tasks`. Each task
 
 1. transforms its input tiles into ``V[s, c, t]`` (``s = a * alpha + b`` the Winograd
-   position, ``t`` the task's tiles, contiguous) with the row pass vectorised over image
-   columns and the column pass vectorised over tiles; ReLU (Liu et al.) is applied here;
+   position, ``t`` the task's tiles, contiguous): the padded plane is split into its m x m
+   phases, the tiles' elements are gathered into rows over all tiles, and ``V = BT d B`` is
+   one pass per position with the nonzeros of ``kron(BT, BT)``; ReLU (Liu et al.) is fused;
 2. for every position ``s`` and output channel ``k`` multiplies the sparse row ``U[k, :, s]``
    (CSR) with the dense ``V[s]`` (C x T), ``T`` innermost, eight nonzeros per pass over the
    accumulator so that it is loaded and stored once per eight multiply-adds;
-3. applies ``Y = AT M A`` vectorised over ``t`` and writes the cropped tiles plus bias.
+3. applies ``Y = AT M A`` (the nonzeros of ``kron(AT, AT)``) over all tiles and scatters the
+   cropped tiles plus bias into ``y``.
 
-The task's ``V`` (alpha^2 * C * T values) stays in the core's L2 cache between steps 1 and 2.
+A task's ``V`` (alpha^2 * C * T values, T about 256) is sized to stay in cache between steps 1
+and 2.
 """
 
 from __future__ import annotations
