@@ -18,7 +18,8 @@ Steps, in the order they run (the most important comparisons first):
 - ``han-d{80,60,40,20,10,5}``: the spatial network pruned in the spatial domain (Han et al.);
 - ``yu-spatial``, ``yu-winograd``: Yu et al.'s structured spatial pruning from the dense
   spatial network (Winograd-domain densities 0.6 then 0.4, F(4x4, 3x3)), then the
-  importance-factor Winograd stage to density 0.37 (their 63% sparsity step);
+  importance-factor Winograd stage to density 0.37 (their 63% sparsity step), retrained at
+  lr 1e-3 (``yu-winograd``, which collapses) and at Yu et al.'s 1e-6 (``yu-winograd-lr1e-6``);
 - ``li-d{80,60,40,20,10,5}``: the Winograd network pruned natively (Li et al.'s rule).
 
 Torch runs single-threaded by default: on the shared 2-core machine two threads ran a
@@ -75,6 +76,11 @@ def plan() -> list[dict]:
             steps.append({"name": "yu-winograd", "init": "yu-spatial",
                           "config": {**yu, "densities": (0.37,), "winograd_from": 0,
                                      "retrain_lr": 0.001}})  # fmt: skip
+            # lr 1e-3 wrecked the Winograd-domain retraining (U-space steps are too large
+            # for F(4x4, 3x3)); Yu et al. retrain this stage at 1e-6
+            steps.append({"name": "yu-winograd-lr1e-6", "init": "yu-spatial",
+                          "config": {**yu, "densities": (0.37,), "winograd_from": 0,
+                                     "retrain_lr": 1e-6}})  # fmt: skip
     # the dense spatial run (already under way when this order was chosen) goes first
     steps.sort(key=lambda s: s["name"] != "dense-spatial")
     return steps

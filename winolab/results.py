@@ -30,7 +30,7 @@ from pathlib import Path
 from winolab import counting
 
 __all__ = [
-    "LOSS_TOLERANCE", "PUBLISHED", "SWEEPS", "Row", "load_results", "markdown_table",
+    "LOSS_TOLERANCE", "PUBLISHED", "SWEEPS", "YU_STEP", "Row", "load_results", "markdown_table",
     "multiply_count", "overall_activation_density", "plot_accuracy_vs_density",
     "plot_activation_densities", "prunable", "summary_rows", "sweep", "write_all",
 ]
@@ -48,6 +48,9 @@ SWEEPS: dict[str, tuple[str, str, str]] = {
     "li": ("winograd", "dense-winograd", "Winograd layer, native pruning (Li et al.)"),
     "liu": ("winograd_relu", "dense-winograd_relu", "Winograd-ReLU, pruned (Liu et al.)"),
 }
+
+# Yu et al.'s Winograd stage, retrained at their learning rate (lr 1e-3 collapses: yu-winograd)
+YU_STEP = "yu-winograd-lr1e-6"
 
 # The published numbers (book notes, papers/notes-papers.md sections 1.2, 1.1 and 3.1)
 PUBLISHED = {
@@ -206,15 +209,15 @@ def summary_rows(results: dict[str, dict], tolerance: float = LOSS_TOLERANCE) ->
         rows.append(Row(f"multiplies, {what}", P.get(key), c and c.total, "mult",
                         pick[0] if pick else "none",
                         PUBLISHED[key][2] if key in PUBLISHED else None, c and c.reduction))
-    if "yu-winograd" in results:
-        yu = results["yu-winograd"]
+    if YU_STEP in results:
+        yu = results[YU_STEP]
         dens = [yu["weight_densities"][n] for n in net.pruned]
         rows.append(Row("Yu: Winograd-domain weight sparsity, layers 2-8", P["yu_sparsity"],
-                        1 - sum(dens) / len(dens), "%", "yu-winograd"))
+                        1 - sum(dens) / len(dens), "%", YU_STEP))
         if "dense-spatial" in results:
             rows.append(Row("Yu: accuracy loss vs dense spatial", None,
                             results["dense-spatial"]["accuracy"] - yu["accuracy"], "acc",
-                            "yu-winograd"))
+                            YU_STEP))
     return rows
 
 
@@ -245,6 +248,10 @@ def plot_accuracy_vs_density(results: dict[str, dict]):
         if pts:
             d, a = zip(*pts, strict=True)
             ax.plot([100 * x for x in d], [100 * y for y in a], "o-", label=label)
+    yu = [n for n in ("yu-spatial", YU_STEP) if n in results]
+    if yu:
+        ax.plot([100 * _density(results[n]) for n in yu], [100 * results[n]["accuracy"]
+                for n in yu], "s:", label="Yu et al. (Winograd-domain density, F(4x4,3x3))")
     ax.invert_xaxis()
     ax.set(xlabel="weight density of layers 2-8 (%)", ylabel="test accuracy (%)")
     if ax.get_legend_handles_labels()[0]:
