@@ -43,7 +43,7 @@ _WORK: dict[str, np.ndarray] = {}
 _TARGET_TILES = 256  # tiles per kernel task (see plan_tasks)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # arrays inside: compare with to_dense()
 class SparseWinogradWeights:
     """Winograd-domain weights ``U`` (K, C, alpha, alpha) packed as CSR, one per position.
 
