@@ -96,9 +96,9 @@ def _parse(cell: str):
     m = re.fullmatch(r"(\d+\.\d)e(\d+)(?: \((\d+\.\d)x\))?", cell)
     if m:
         return float(f"{m[1]}e{m[2]}"), m[3] and float(m[3])
-    m = re.fullmatch(r"(-?\d+\.\d+)(%|x)", cell)
+    m = re.fullmatch(r"([-+]?\d+\.\d+) ?(%|x|pt)", cell)
     assert m, cell
-    return float(m[1]) / (100 if m[2] == "%" else 1), None
+    return float(m[1]) / (1 if m[2] == "x" else 100), None
 
 
 def _table() -> dict[str, tuple]:
@@ -138,6 +138,10 @@ def test_every_table_number_recomputes():
     for quantity, (_, (val, val_x), source) in table.items():
         if quantity.startswith("dense accuracy"):
             _close(val, RUNS[source]["accuracy"], 1e-4)
+        elif quantity.startswith("accuracy change at"):
+            dense = {"han": "dense-spatial", "liu": "dense-winograd_relu"}[source.split("-")[0]]
+            assert source.endswith(re.search(r"at (\d+)% density", quantity)[1])
+            _close(val, RUNS[source]["accuracy"] - RUNS[dense]["accuracy"], 1e-4)
         elif quantity.startswith("lowest density"):
             method = re.search(r"\((Han|Li|Liu) et al", quantity)[1].lower()
             tol = float(re.search(r"within ([\d.]+) pt", quantity)[1]) / 100
@@ -149,6 +153,7 @@ def test_every_table_number_recomputes():
         elif source == "none":  # no step of that sweep held its accuracy (or none ran)
             assert val is None
         elif quantity.startswith("overall activation density"):
+            assert source in ("han-d60", "liu-d40")  # the published densities
             domain = "spatial" if "spatial" in quantity else "winograd"
             r = RUNS[source]
             num = den = 0.0
@@ -160,6 +165,14 @@ def test_every_table_number_recomputes():
                     num += r["activation_densities"][la.name][domain] * n
                     den += n
             _close(val, num / den, 1e-3)
+        elif quantity.startswith("reduction at the lowest density"):
+            arch = quantity.rsplit(", ", 1)[1]
+            method = {"spatial": "han", "winograd": "li", "winograd_relu": "liu"}[arch]
+            tol = float(re.search(r"within ([\d.]+) pt", quantity)[1]) / 100
+            d = _lowest_density(method, tol)
+            assert RUNS[source]["config"]["densities"][-1] == d
+            direct = counting.count_multiplies(VGG, "direct").total
+            _close(val, direct / RUNS[source]["multiplications"]["total"], 0.1)
         elif quantity.startswith("multiplies"):
             direct = counting.count_multiplies(VGG, "direct").total
             if source == "layer table":
@@ -174,8 +187,8 @@ def test_every_table_number_recomputes():
             dens = [RUNS[source]["weight_densities"][n] for n in VGG.pruned]
             _close(val, 1 - sum(dens) / len(dens), 1e-3)
             assert RUNS[source]["multiplications"]["m"] == 4
-        elif quantity.startswith("Yu: accuracy loss"):
-            _close(val, RUNS["dense-spatial"]["accuracy"] - RUNS[source]["accuracy"], 1e-4)
+        elif quantity.startswith("Yu: accuracy change"):
+            _close(val, RUNS[source]["accuracy"] - RUNS["dense-spatial"]["accuracy"], 1e-4)
         else:
             pytest.fail(f"table row not checked: {quantity}")
         seen += 1
