@@ -30,7 +30,8 @@ from pathlib import Path
 from winolab import counting
 
 __all__ = [
-    "AT_PUBLISHED", "LOSS_TOLERANCE", "PUBLISHED", "SWEEPS", "YU_STEP", "Row", "load_results", "markdown_table",
+    "AT_PUBLISHED", "LOSS_TOLERANCE", "PUBLISHED", "SWEEPS", "YU_STEP", "Row", "load_results",
+    "markdown_table",
     "multiply_count", "overall_activation_density", "plot_accuracy_vs_density",
     "plot_activation_densities", "prunable", "summary_rows", "sweep", "write_all",
 ]
