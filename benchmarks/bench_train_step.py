@@ -64,8 +64,16 @@ def _step(model, opt, pruner, x, y) -> float:
     return time.perf_counter() - t0
 
 
-def run(batch: int = 128, width: float = 1.0, rounds: int = 7, steps: int = 2,
-        warmup: int = 1, seed: int = 0, variants=VARIANTS, log=print) -> dict:
+def run(
+    batch: int = 128,
+    width: float = 1.0,
+    rounds: int = 7,
+    steps: int = 2,
+    warmup: int = 1,
+    seed: int = 0,
+    variants=VARIANTS,
+    log=print,
+) -> dict:
     """Interleaved rounds; returns per-round medians (seconds) and same-round ratios."""
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(batch, 3, 32, 32, generator=g)
@@ -77,20 +85,30 @@ def run(batch: int = 128, width: float = 1.0, rounds: int = 7, steps: int = 2,
     per_round = {v: [] for v in variants}
     for r in range(rounds):
         # rotate the order so that no variant always runs first in a round
-        order = variants[r % len(variants):] + variants[:r % len(variants)]
+        order = variants[r % len(variants) :] + variants[: r % len(variants)]
         for v in order:
             model, opt, pruner = models[v]
-            per_round[v].append(statistics.median(
-                _step(model, opt, pruner, x, y) for _ in range(steps)))
-        log(f"round {r + 1}/{rounds}: " + "  ".join(
-            f"{v} {per_round[v][-1] * 1e3:7.0f} ms" for v in variants))
+            per_round[v].append(
+                statistics.median(_step(model, opt, pruner, x, y) for _ in range(steps))
+            )
+        log(
+            f"round {r + 1}/{rounds}: "
+            + "  ".join(f"{v} {per_round[v][-1] * 1e3:7.0f} ms" for v in variants)
+        )
     # against the faster of the two nn.Conv2d layouts, round by round
-    conv = [min(ts) for ts in zip(*(per_round[v] for v in variants if v.startswith("conv2d")),
-                                 strict=True)]
-    ratios = {v: [a / b for a, b in zip(per_round[v], conv, strict=True)]
-              for v in variants if not v.startswith("conv2d")}
-    nchw = {v: statistics.median(a / b for a, b in zip(per_round[v], per_round["conv2d"],
-                                                         strict=True)) for v in ratios}
+    conv = [
+        min(ts)
+        for ts in zip(*(per_round[v] for v in variants if v.startswith("conv2d")), strict=True)
+    ]
+    ratios = {
+        v: [a / b for a, b in zip(per_round[v], conv, strict=True)]
+        for v in variants
+        if not v.startswith("conv2d")
+    }
+    nchw = {
+        v: statistics.median(a / b for a, b in zip(per_round[v], per_round["conv2d"], strict=True))
+        for v in ratios
+    }
     return {
         "median_step_s": {v: statistics.median(t) for v, t in per_round.items()},
         "round_step_s": per_round,
@@ -102,15 +120,19 @@ def run(batch: int = 128, width: float = 1.0, rounds: int = 7, steps: int = 2,
 
 def _provenance(args) -> dict:
     try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                                check=True).stdout.strip()
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         commit = None
     return {
         "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "commit": commit, "torch": torch.__version__, "threads": torch.get_num_threads(),
-        "cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+        "commit": commit,
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "cpu": platform.processor() or platform.machine(),
+        "cores": os.cpu_count(),
         "load_average_1_5_15": os.getloadavg(),
         "config": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
     }
@@ -132,9 +154,11 @@ def main(argv=None) -> int:
     result = run(args.batch, args.width, args.rounds, args.steps, args.warmup, args.seed)
     result["provenance"] = _provenance(args)
     for v, r in result["median_ratio_vs_best_conv2d"].items():
-        print(f"{v}: median same-round step ratio vs the faster nn.Conv2d = {r:.2f}x "
-              f"(rounds: {', '.join(f'{x:.2f}' for x in result['round_ratios'][v])}); "
-              f"vs NCHW nn.Conv2d {result['median_ratio_vs_conv2d_nchw'][v]:.2f}x")
+        print(
+            f"{v}: median same-round step ratio vs the faster nn.Conv2d = {r:.2f}x "
+            f"(rounds: {', '.join(f'{x:.2f}' for x in result['round_ratios'][v])}); "
+            f"vs NCHW nn.Conv2d {result['median_ratio_vs_conv2d_nchw'][v]:.2f}x"
+        )
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(result, indent=2) + "\n")

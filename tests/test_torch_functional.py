@@ -36,14 +36,27 @@ def _case(seed, m, N=2, C=3, K=4, H=7, W=6, free=True):
 
 
 @settings(deadline=None, max_examples=20)
-@given(seed=st.integers(0, 2**16), m=st.sampled_from([1, 2, 3, 4]), relu=st.booleans(),
-       ph=st.integers(0, 2), pw=st.integers(0, 2), H=st.integers(3, 9), W=st.integers(3, 9),
-       bias=st.booleans())
+@given(
+    seed=st.integers(0, 2**16),
+    m=st.sampled_from([1, 2, 3, 4]),
+    relu=st.booleans(),
+    ph=st.integers(0, 2),
+    pw=st.integers(0, 2),
+    H=st.integers(3, 9),
+    W=st.integers(3, 9),
+    bias=st.booleans(),
+)
 def test_forward_matches_reference(seed, m, relu, ph, pw, H, W, bias):
     x, _, U, b = _case(seed, m, H=H, W=W)
     b = b if bias else None
-    y = winograd_domain_conv2d(torch.tensor(x), torch.tensor(U),
-                               None if b is None else torch.tensor(b), (ph, pw), m, relu=relu)
+    y = winograd_domain_conv2d(
+        torch.tensor(x),
+        torch.tensor(U),
+        None if b is None else torch.tensor(b),
+        (ph, pw),
+        m,
+        relu=relu,
+    )
     want = reference.winograd_domain_conv2d(x, U, b, (ph, pw), m, relu=relu)
     assert_conv_close(y, want, m=m, dtype=np.float64)
 
@@ -62,8 +75,7 @@ def test_forward_equals_conv2d(m, dtype):
 def test_onednn_points():
     x, w, _, _ = _case(2, 4)
     U = reference.filter_transform(w, 4, "onednn")
-    y = winograd_domain_conv2d(torch.tensor(x), torch.tensor(U), padding=1, m=4,
-                               points="onednn")
+    y = winograd_domain_conv2d(torch.tensor(x), torch.tensor(U), padding=1, m=4, points="onednn")
     assert_conv_close(y, reference.direct_conv2d(x, w, padding=1), m=4, points="onednn")
 
 
@@ -73,7 +85,8 @@ def test_gradcheck(m, relu):
     x, _, U, b = _case(3, m, N=2, C=2, K=3, H=5, W=6)
     args = [torch.tensor(a, requires_grad=True) for a in (x, U, b)]
     assert torch.autograd.gradcheck(
-        lambda x, U, b: winograd_domain_conv2d(x, U, b, (1, 0), m, relu=relu), args)
+        lambda x, U, b: winograd_domain_conv2d(x, U, b, (1, 0), m, relu=relu), args
+    )
 
 
 def test_gradcheck_without_bias():
@@ -112,8 +125,7 @@ def test_transforms_match_reference():
     x, w, _, _ = _case(8, 4, H=10, W=9)
     V = input_transform(torch.tensor(x), 3, 4, (1, 2))
     assert_conv_close(V, reference.input_transform(x, 3, 4, (1, 2)), m=4)
-    assert_conv_close(filter_transform(torch.tensor(w), 4), reference.filter_transform(w, 4),
-                      m=4)
+    assert_conv_close(filter_transform(torch.tensor(w), 4), reference.filter_transform(w, 4), m=4)
 
 
 def test_float32_gradient_close_to_float64():
@@ -153,10 +165,13 @@ def test_bad_input_raises():
 
 
 def test_import_without_torch_names_the_extra():
-    code = ("import sys; sys.modules['torch'] = None\n"
-            "try:\n    import winolab.torch\nexcept ImportError as e:\n    print(e)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True).stdout
+    code = (
+        "import sys; sys.modules['torch'] = None\n"
+        "try:\n    import winolab.torch\nexcept ImportError as e:\n    print(e)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
     assert "pip install winolab[torch]" in out
 
 

@@ -35,8 +35,12 @@ def test_float32_layer_within_tolerance():
     conv = _conv().float()
     layer = WinogradConv2d.from_conv2d(conv, m=4)
     x = torch.randn(2, 3, 12, 12)
-    want = reference.direct_conv2d(x.double().numpy(), conv.weight.detach().double().numpy(),
-                                   conv.bias.detach().double().numpy(), padding=1)
+    want = reference.direct_conv2d(
+        x.double().numpy(),
+        conv.weight.detach().double().numpy(),
+        conv.bias.detach().double().numpy(),
+        padding=1,
+    )
     assert_conv_close(layer(x), want, m=4)
 
 
@@ -74,10 +78,15 @@ def test_to_conv2d_round_trip_and_residual(m):
     assert_conv_close(back.weight, oracle.w, m=m)
 
 
-@pytest.mark.parametrize("kw, what", [
-    ({"stride": 2}, "stride"), ({"dilation": 2}, "dilation"), ({"groups": 2}, "groups"),
-    ({"padding_mode": "reflect"}, "padding"),
-])
+@pytest.mark.parametrize(
+    "kw, what",
+    [
+        ({"stride": 2}, "stride"),
+        ({"dilation": 2}, "dilation"),
+        ({"groups": 2}, "groups"),
+        ({"padding_mode": "reflect"}, "padding"),
+    ],
+)
 def test_from_conv2d_rejects_what_winograd_cannot_do(kw, what):
     conv = nn.Conv2d(4, 4, 3, **{"padding": 1, **kw})
     with pytest.raises(ValueError, match=what):
@@ -95,6 +104,7 @@ def test_from_conv2d_rejects_rectangular_and_non_conv():
 
 # torch.nn.utils.prune on the layer, unchanged (anchors §6.12)
 
+
 def test_l1_unstructured_reparametrises_weight():
     layer = WinogradConv2d.from_conv2d(_conv(C=4, K=4))
     n = layer.weight.numel()
@@ -108,8 +118,9 @@ def test_l1_unstructured_reparametrises_weight():
     assert int(torch.count_nonzero(layer.weight)) == before - 3
     # the forward uses the masked U
     x = torch.randn(1, 4, 6, 6, dtype=torch.float64)
-    want = reference.winograd_domain_conv2d(x.numpy(), layer.weight.detach().numpy(),
-                                            layer.bias.detach().numpy(), 1, 2)
+    want = reference.winograd_domain_conv2d(
+        x.numpy(), layer.weight.detach().numpy(), layer.bias.detach().numpy(), 1, 2
+    )
     assert_conv_close(layer(x), want, m=2)
     # gradients of pruned entries are zero
     layer(x).sum().backward()
@@ -124,8 +135,9 @@ def test_global_unstructured_hits_the_global_count():
     a = WinogradConv2d.from_conv2d(_conv(C=3, K=4, seed=1))
     b = WinogradConv2d.from_conv2d(_conv(C=4, K=2, seed=2))
     total = a.weight.numel() + b.weight.numel()
-    prune.global_unstructured([(a, "weight"), (b, "weight")],
-                              pruning_method=prune.L1Unstructured, amount=0.6)
+    prune.global_unstructured(
+        [(a, "weight"), (b, "weight")], pruning_method=prune.L1Unstructured, amount=0.6
+    )
     kept = int(torch.count_nonzero(a.weight)) + int(torch.count_nonzero(b.weight))
     assert kept == total - round(0.6 * total)
 

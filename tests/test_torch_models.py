@@ -26,8 +26,11 @@ from winolab.torch.stats import (  # noqa: E402
 
 
 def _convs(model):
-    return {table_name(n): mod for n, mod in model.named_modules()
-            if isinstance(mod, nn.Conv2d | WinogradConv2d)}
+    return {
+        table_name(n): mod
+        for n, mod in model.named_modules()
+        if isinstance(mod, nn.Conv2d | WinogradConv2d)
+    }
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))
@@ -54,9 +57,12 @@ def test_channels_and_sizes_match_the_layer_tables(name):
     convs = _convs(net)
     assert set(convs) == {n for n, la in table.items() if isinstance(la, counting.ConvLayer)}
     seen = {}
-    hooks = [mod.register_forward_pre_hook(
-        lambda mod, args, n=n: seen.setdefault(n, tuple(args[0].shape[2:])) and None)
-        for n, mod in convs.items()]
+    hooks = [
+        mod.register_forward_pre_hook(
+            lambda mod, args, n=n: seen.setdefault(n, tuple(args[0].shape[2:])) and None
+        )
+        for n, mod in convs.items()
+    ]
     size = 224 if name == "resnet18-liu" else 32
     with torch.no_grad():
         net.eval()(torch.zeros(1, 3, size, size))
@@ -70,7 +76,8 @@ def test_channels_and_sizes_match_the_layer_tables(name):
     table_fcs = [la for la in table.values() if isinstance(la, counting.FCLayer)]
     if name != "convpool-cnn-c":
         assert [(f.in_features, f.out_features) for f in fcs] == [
-            (la.in_features, la.out_features) for la in table_fcs]
+            (la.in_features, la.out_features) for la in table_fcs
+        ]
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))
@@ -85,7 +92,8 @@ def test_converted_model_computes_the_same_function(name, m):
         got = net(x)
     assert net.architecture == "winograd"
     assert sum(isinstance(mod, WinogradConv2d) for mod in net.modules()) == len(
-        counting.get_network(name).pruned)
+        counting.get_network(name).pruned
+    )
     assert_conv_close(got, want, m=m)
 
 
@@ -106,10 +114,15 @@ def test_width_scales_channels_and_fc():
     assert net.fc1.out_features == 512 and net.fc3.out_features == 7
 
 
-@pytest.mark.parametrize("kw, match", [
-    ({"name": "alexnet"}, "unknown model"), ({"architecture": "sparse"}, "unknown architecture"),
-    ({"width": 0}, "width"), ({"num_classes": 0}, "num_classes"),
-])
+@pytest.mark.parametrize(
+    "kw, match",
+    [
+        ({"name": "alexnet"}, "unknown model"),
+        ({"architecture": "sparse"}, "unknown architecture"),
+        ({"width": 0}, "width"),
+        ({"num_classes": 0}, "num_classes"),
+    ],
+)
 def test_bad_arguments(kw, match):
     args = {"name": "vgg-nagadomi", **kw}
     with pytest.raises(ValueError, match=match):
@@ -118,15 +131,19 @@ def test_bad_arguments(kw, match):
 
 # activation statistics
 
+
 def test_activation_densities_match_numpy_oracle():
     torch.manual_seed(3)
     net = build_model("vgg-nagadomi", "winograd_relu", width=0.125).double()
     xs = [torch.randn(2, 3, 32, 32, dtype=torch.float64) for _ in range(2)]
     got = activation_densities(net, [(x, None) for x in xs])
     inputs = {}
-    hooks = [mod.register_forward_pre_hook(
-        lambda mod, args, n=n: inputs.setdefault(n, []).append(args[0].numpy().copy()))
-        for n, mod in _convs(net).items()]
+    hooks = [
+        mod.register_forward_pre_hook(
+            lambda mod, args, n=n: inputs.setdefault(n, []).append(args[0].numpy().copy())
+        )
+        for n, mod in _convs(net).items()
+    ]
     net.eval()
     with torch.no_grad():
         for x in xs:
@@ -171,8 +188,7 @@ def test_multiplication_count_feeds_counting():
     assert c.total == want.total and c.method == "winograd_relu"
     spatial = build_model("vgg-nagadomi", "spatial", width=0.125)
     c = multiplication_count(spatial, ad, {f"conv{i}": 0.6 for i in range(2, 9)})
-    assert c.total == counting.count_multiplies("vgg-nagadomi", "spatial_pruned", 2,
-                                                0.6, 0.3).total
+    assert c.total == counting.count_multiplies("vgg-nagadomi", "spatial_pruned", 2, 0.6, 0.3).total
     assert weight_densities(spatial)["conv2"] == 1.0
     net.network_name = None
     with pytest.raises(ValueError, match="network_name"):

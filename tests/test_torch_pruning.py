@@ -94,8 +94,9 @@ def test_li_rule_is_the_per_position_threshold():
     T = scores[~pruner.masks["conv4"].numpy()].max()  # the threshold that the density sets
     # everything above T survives: the native rule |U| > T * scale (before pruning)
     U_dense = np.where(pruner.masks["conv4"].numpy(), U, 1e-300)  # pruned ones are now 0
-    assert np.array_equal(sparsity.prune_native(U_dense, T, m=4).mask,
-                          pruner.masks["conv4"].numpy())
+    assert np.array_equal(
+        sparsity.prune_native(U_dense, T, m=4).mask, pruner.masks["conv4"].numpy()
+    )
 
 
 def test_li_l1_gradient_and_hard_threshold():
@@ -156,7 +157,7 @@ def test_yu_two_stages():
     net(torch.randn(2, 3, 32, 32)).sum().backward()
     plain = mod.weight.grad.clone()
     pruner.before_step()
-    want = plain * torch.tensor(F_hat ** -1.5, dtype=plain.dtype) * pruner.masks["conv5"]
+    want = plain * torch.tensor(F_hat**-1.5, dtype=plain.dtype) * pruner.masks["conv5"]
     assert torch.allclose(mod.weight.grad, want, rtol=1e-6, atol=0)
     _train(net, pruner)
     _zeros_kept(net, pruner)

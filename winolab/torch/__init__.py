@@ -30,7 +30,13 @@ from winolab.torch.pruning import make_pruner  # noqa: E402
 from winolab.torch.stats import activation_densities, multiplication_count  # noqa: E402
 
 __all__ = [
-    "WinogradConv2d", "activation_densities", "build_model", "convert_to_winograd",
-    "filter_transform", "input_transform", "make_pruner", "multiplication_count",
+    "WinogradConv2d",
+    "activation_densities",
+    "build_model",
+    "convert_to_winograd",
+    "filter_transform",
+    "input_transform",
+    "make_pruner",
+    "multiplication_count",
     "winograd_domain_conv2d",
 ]

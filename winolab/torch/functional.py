@@ -46,8 +46,10 @@ def _matrices(m: int, r: int, pts: tuple, dtype: torch.dtype, device: str):
     t = transforms(m, r, pts, dtype=np.float64)
     G, BT, AT = (torch.tensor(a, dtype=torch.float64) for a in (t.G, t.BT, t.AT))
     # kron(BT, BT)[(i, j), (u, v)] = BT[i, u] BT[j, v], so vec(BT d B) = kron(BT, BT) vec(d)
-    return tuple(a.to(dtype=dtype, device=device).contiguous()
-                 for a in (G, torch.kron(BT, BT), torch.kron(AT, AT)))
+    return tuple(
+        a.to(dtype=dtype, device=device).contiguous()
+        for a in (G, torch.kron(BT, BT), torch.kron(AT, AT))
+    )
 
 
 def _check_tensor(a, name: str, ndim: int, shape_text: str) -> None:
@@ -125,7 +127,7 @@ def _transform_tiles(x: torch.Tensor, KB: torch.Tensor, m: int, alpha: int, geo)
     # shape with another padding would put its image where this one has zeros)
     tag = f"xpad{pt},{pb},{pl},{pr}"
     xp = _WORKSPACE.get(tag, (N, hp, wp, C), x, zero=True)
-    xp[:, pt:pt + H, pl:pl + W, :].copy_(x.permute(0, 2, 3, 1))
+    xp[:, pt : pt + H, pl : pl + W, :].copy_(x.permute(0, 2, 3, 1))
     # (N, th, tw, C, alpha, alpha) view of the overlapping tiles -> (alpha, alpha, N, th, tw, C)
     tiles = xp.unfold(1, alpha, m).unfold(2, alpha, m).permute(4, 5, 0, 1, 2, 3)
     d = _WORKSPACE.get("d", (alpha * alpha, N * th * tw * C), x)
@@ -254,11 +256,11 @@ def _overlap_add(gd: torch.Tensor, m: int, size, offset) -> torch.Tensor:
         lu = min(m, alpha - bu * m)
         for bv in range(nb):
             lv = min(m, alpha - bv * m)
-            src = gd[bu * m:bu * m + lu, bv * m:bv * m + lv].permute(2, 3, 0, 4, 1, 5)
-            blocks[:, bu:bu + th, :lu, bv:bv + tw, :lv].add_(src)
+            src = gd[bu * m : bu * m + lu, bv * m : bv * m + lv].permute(2, 3, 0, 4, 1, 5)
+            blocks[:, bu : bu + th, :lu, bv : bv + tw, :lv].add_(src)
     H, W = size
     # crop the padding; (N, H, W, C) -> NCHW view in channels_last memory
-    return gxp[:, offset[0]:offset[0] + H, offset[1]:offset[1] + W].permute(0, 3, 1, 2)
+    return gxp[:, offset[0] : offset[0] + H, offset[1] : offset[1] + W].permute(0, 3, 1, 2)
 
 
 def winograd_domain_conv2d(
@@ -319,8 +321,9 @@ def winograd_domain_conv2d(
     if U.dtype != x.dtype or U.device != x.device:
         raise TypeError(f"U ({U.dtype}, {U.device}) and x ({x.dtype}, {x.device}) must match")
     if bias is not None and tuple(bias.shape) != (K,):
-        raise ValueError(f"bias must have shape ({K},) (one per output channel), got "
-                         f"{tuple(bias.shape)}")
+        raise ValueError(
+            f"bias must have shape ({K},) (one per output channel), got {tuple(bias.shape)}"
+        )
     r = alpha - m + 1
     pts = resolve_points(m, r, points)
     return _WinogradDomainConv.apply(x, U, bias, m, r, pts, ph, pw, bool(relu))

@@ -91,8 +91,11 @@ class WinogradConv2d(nn.Module):
         dtype=None,
     ) -> None:
         super().__init__()
-        for name, v in (("in_channels", in_channels), ("out_channels", out_channels),
-                        ("kernel_size", kernel_size)):
+        for name, v in (
+            ("in_channels", in_channels),
+            ("out_channels", out_channels),
+            ("kernel_size", kernel_size),
+        ):
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ValueError(f"{name} must be a positive int, got {v!r}")
         self.in_channels, self.out_channels = in_channels, out_channels
@@ -105,15 +108,22 @@ class WinogradConv2d(nn.Module):
         self.points = resolve_points(self.m, kernel_size, points)
         kw = {"device": device, "dtype": dtype}
         self.weight = nn.Parameter(
-            torch.empty(out_channels, in_channels, self.alpha, self.alpha, **kw))
+            torch.empty(out_channels, in_channels, self.alpha, self.alpha, **kw)
+        )
         self.bias = nn.Parameter(torch.empty(out_channels, **kw)) if bias else None
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
         """``U = G g GT`` with ``g`` initialised as ``nn.Conv2d`` does (Kaiming uniform)."""
         r = self.kernel_size
-        g = torch.empty(self.out_channels, self.in_channels, r, r,
-                        device=self.weight.device, dtype=self.weight.dtype)
+        g = torch.empty(
+            self.out_channels,
+            self.in_channels,
+            r,
+            r,
+            device=self.weight.device,
+            dtype=self.weight.dtype,
+        )
         nn.init.kaiming_uniform_(g, a=math.sqrt(5))
         with torch.no_grad():
             self.weight.copy_(filter_transform(g, self.m, self.points))
@@ -122,17 +132,23 @@ class WinogradConv2d(nn.Module):
                 nn.init.uniform_(self.bias, -bound, bound)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return winograd_domain_conv2d(x, self.weight, self.bias, self.padding, self.m,
-                                      self.points, self.relu_in_winograd)
+        return winograd_domain_conv2d(
+            x, self.weight, self.bias, self.padding, self.m, self.points, self.relu_in_winograd
+        )
 
     def extra_repr(self) -> str:
-        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
-                f"padding={self.padding}, m={self.m}, alpha={self.alpha}, "
-                f"relu_in_winograd={self.relu_in_winograd}, bias={self.bias is not None}")
+        return (
+            f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+            f"padding={self.padding}, m={self.m}, alpha={self.alpha}, "
+            f"relu_in_winograd={self.relu_in_winograd}, bias={self.bias is not None}"
+        )
 
     @classmethod
     def from_conv2d(
-        cls, conv: nn.Conv2d, m: int = 2, relu_in_winograd: bool = False,
+        cls,
+        conv: nn.Conv2d,
+        m: int = 2,
+        relu_in_winograd: bool = False,
         points: PointSpec = None,
     ) -> WinogradConv2d:
         """The Winograd layer computing what ``conv`` computes: ``U = G g GT``.
@@ -156,9 +172,18 @@ class WinogradConv2d(nn.Module):
             problems.append(f"integer zero padding (got {conv.padding!r}, {conv.padding_mode})")
         if problems:
             raise ValueError("WinogradConv2d.from_conv2d needs " + ", ".join(problems))
-        layer = cls(conv.in_channels, conv.out_channels, kh, tuple(conv.padding), m,
-                    relu_in_winograd, conv.bias is not None, points,
-                    device=conv.weight.device, dtype=conv.weight.dtype)
+        layer = cls(
+            conv.in_channels,
+            conv.out_channels,
+            kh,
+            tuple(conv.padding),
+            m,
+            relu_in_winograd,
+            conv.bias is not None,
+            points,
+            device=conv.weight.device,
+            dtype=conv.weight.dtype,
+        )
         with torch.no_grad():
             # U = G g GT
             layer.weight.copy_(filter_transform(conv.weight.detach(), m, layer.points))
@@ -180,8 +205,15 @@ class WinogradConv2d(nn.Module):
         g = torch.linalg.lstsq(S, u).solution  # (r^2, K C)
         # residual = ||U - G g GT|| / ||U||
         res = torch.linalg.norm(S @ g - u) / torch.linalg.norm(u).clamp_min(1e-300)
-        conv = nn.Conv2d(self.in_channels, self.out_channels, r, padding=self.padding,
-                         bias=self.bias is not None, device=U.device, dtype=U.dtype)
+        conv = nn.Conv2d(
+            self.in_channels,
+            self.out_channels,
+            r,
+            padding=self.padding,
+            bias=self.bias is not None,
+            device=U.device,
+            dtype=U.dtype,
+        )
         with torch.no_grad():
             conv.weight.copy_(g.t().reshape(self.out_channels, self.in_channels, r, r))
             if self.bias is not None:

@@ -35,13 +35,15 @@ def table_name(module_name: str) -> str:
     return module_name.replace(".", "_")
 
 
-def _conv3(c: int, k: int, arch: str, first: bool, m: int, padding: int = 1,
-           bias: bool = False) -> nn.Module:
+def _conv3(
+    c: int, k: int, arch: str, first: bool, m: int, padding: int = 1, bias: bool = False
+) -> nn.Module:
     """A 3x3 layer of the given architecture (the first layer is always spatial)."""
     if arch == "spatial" or first:
         return nn.Conv2d(c, k, 3, padding=padding, bias=bias)
-    return WinogradConv2d(c, k, 3, padding=padding, m=m, bias=bias,
-                          relu_in_winograd=arch == "winograd_relu")
+    return WinogradConv2d(
+        c, k, 3, padding=padding, m=m, bias=bias, relu_in_winograd=arch == "winograd_relu"
+    )
 
 
 def _bn(k: int, batchnorm: bool) -> nn.Module:
@@ -64,19 +66,25 @@ def _vgg_nagadomi(arch, num_classes, width, m, batchnorm) -> nn.Sequential:
             layers.append((f"pool{pool}", nn.MaxPool2d(2)))
             continue
         i, k = i + 1, _ch(v, width)
-        layers += [(f"conv{i}", _conv3(c, k, arch, i == 1, m, bias=not batchnorm)),
-                   (f"bn{i}", _bn(k, batchnorm))]
+        layers += [
+            (f"conv{i}", _conv3(c, k, arch, i == 1, m, bias=not batchnorm)),
+            (f"bn{i}", _bn(k, batchnorm)),
+        ]
         # Winograd-ReLU: the next 3x3 layer applies this layer's ReLU in its Winograd domain
         if arch != "winograd_relu" or i == 8:
             layers.append((f"relu{i}", nn.ReLU(inplace=True)))
         c = k
     hidden = _ch(1024, width)
-    layers += [("flatten", nn.Flatten()),
-               ("fc1", nn.Linear(c * 4 * 4, hidden)), ("relu_fc1", nn.ReLU(inplace=True)),
-               ("drop1", nn.Dropout(0.5)),
-               ("fc2", nn.Linear(hidden, hidden)), ("relu_fc2", nn.ReLU(inplace=True)),
-               ("drop2", nn.Dropout(0.5)),
-               ("fc3", nn.Linear(hidden, num_classes))]
+    layers += [
+        ("flatten", nn.Flatten()),
+        ("fc1", nn.Linear(c * 4 * 4, hidden)),
+        ("relu_fc1", nn.ReLU(inplace=True)),
+        ("drop1", nn.Dropout(0.5)),
+        ("fc2", nn.Linear(hidden, hidden)),
+        ("relu_fc2", nn.ReLU(inplace=True)),
+        ("drop2", nn.Dropout(0.5)),
+        ("fc3", nn.Linear(hidden, num_classes)),
+    ]
     return nn.Sequential(OrderedDict(layers))
 
 
@@ -84,25 +92,43 @@ def _convpool_cnn_c(arch, num_classes, width, m, batchnorm) -> nn.Sequential:
     # Springenberg et al.'s ConvPool-CNN-C as replicated by Yu et al.: 7 3x3 convs, 2 1x1
     c96, c192 = _ch(96, width), _ch(192, width)
     layers: list[tuple[str, nn.Module]] = [("drop0", nn.Dropout(0.2))]
-    specs = [(3, c96, 1), (c96, c96, 1), (c96, c96, 1), "P",
-             (c96, c192, 1), (c192, c192, 1), (c192, c192, 1), "P", (c192, c192, 0)]
+    specs = [
+        (3, c96, 1),
+        (c96, c96, 1),
+        (c96, c96, 1),
+        "P",
+        (c96, c192, 1),
+        (c192, c192, 1),
+        (c192, c192, 1),
+        "P",
+        (c192, c192, 0),
+    ]
     i, pool = 0, 0
     for s in specs:
         if s == "P":
             pool += 1
-            layers += [(f"pool{pool}", nn.MaxPool2d(3, 2, padding=1)),
-                       (f"drop{pool}", nn.Dropout(0.5))]
+            layers += [
+                (f"pool{pool}", nn.MaxPool2d(3, 2, padding=1)),
+                (f"drop{pool}", nn.Dropout(0.5)),
+            ]
             continue
         i += 1
         c, k, pad = s
-        layers += [(f"conv{i}", _conv3(c, k, arch, i == 1, m, pad, bias=not batchnorm)),
-                   (f"bn{i}", _bn(k, batchnorm))]
+        layers += [
+            (f"conv{i}", _conv3(c, k, arch, i == 1, m, pad, bias=not batchnorm)),
+            (f"bn{i}", _bn(k, batchnorm)),
+        ]
         if arch != "winograd_relu" or i == 7:  # conv8 is 1x1: it needs the spatial ReLU
             layers.append((f"relu{i}", nn.ReLU(inplace=True)))
-    layers += [("conv8", nn.Conv2d(c192, c192, 1, bias=not batchnorm)),
-               ("bn8", _bn(c192, batchnorm)), ("relu8", nn.ReLU(inplace=True)),
-               ("conv9", nn.Conv2d(c192, num_classes, 1)), ("relu9", nn.ReLU(inplace=True)),
-               ("gap", nn.AdaptiveAvgPool2d(1)), ("flatten", nn.Flatten())]
+    layers += [
+        ("conv8", nn.Conv2d(c192, c192, 1, bias=not batchnorm)),
+        ("bn8", _bn(c192, batchnorm)),
+        ("relu8", nn.ReLU(inplace=True)),
+        ("conv9", nn.Conv2d(c192, num_classes, 1)),
+        ("relu9", nn.ReLU(inplace=True)),
+        ("gap", nn.AdaptiveAvgPool2d(1)),
+        ("flatten", nn.Flatten()),
+    ]
     return nn.Sequential(OrderedDict(layers))
 
 
@@ -141,22 +167,38 @@ class LiuBlock(nn.Module):
 def _resnet18_liu(arch, num_classes, width, m, batchnorm) -> nn.Sequential:
     # conv1 7x7/2 -> pool -> res2 -> pool -> res3 -> pool -> res4 -> res5 (res5 at 14x14)
     c64, c128, c256, c512 = (_ch(c, width) for c in (64, 128, 256, 512))
-    layers = [("conv1", nn.Conv2d(3, c64, 7, stride=2, padding=3, bias=False)),
-              ("pool1", nn.MaxPool2d(3, 2, padding=1))]
-    stages = [("res2", c64, c64, "pool2"), ("res3", c64, c128, "pool3"),
-              ("res4", c128, c256, None), ("res5", c256, c512, None)]
+    layers = [
+        ("conv1", nn.Conv2d(3, c64, 7, stride=2, padding=3, bias=False)),
+        ("pool1", nn.MaxPool2d(3, 2, padding=1)),
+    ]
+    stages = [
+        ("res2", c64, c64, "pool2"),
+        ("res3", c64, c128, "pool3"),
+        ("res4", c128, c256, None),
+        ("res5", c256, c512, None),
+    ]
     for name, c, k, pool in stages:
-        layers += [(f"{name}a", LiuBlock(c, k, arch, m, batchnorm, True)),
-                   (f"{name}b", LiuBlock(k, k, arch, m, batchnorm, False))]
+        layers += [
+            (f"{name}a", LiuBlock(c, k, arch, m, batchnorm, True)),
+            (f"{name}b", LiuBlock(k, k, arch, m, batchnorm, False)),
+        ]
         if pool:
             layers.append((pool, nn.MaxPool2d(3, 2, padding=1)))
-    layers += [("relu", nn.ReLU()), ("gap", nn.AdaptiveAvgPool2d(1)), ("flatten", nn.Flatten()),
-               ("drop", nn.Dropout(0.15)), ("fc", nn.Linear(c512, num_classes))]
+    layers += [
+        ("relu", nn.ReLU()),
+        ("gap", nn.AdaptiveAvgPool2d(1)),
+        ("flatten", nn.Flatten()),
+        ("drop", nn.Dropout(0.15)),
+        ("fc", nn.Linear(c512, num_classes)),
+    ]
     return nn.Sequential(OrderedDict(layers))
 
 
-_BUILDERS = {"vgg-nagadomi": _vgg_nagadomi, "convpool-cnn-c": _convpool_cnn_c,
-             "resnet18-liu": _resnet18_liu}
+_BUILDERS = {
+    "vgg-nagadomi": _vgg_nagadomi,
+    "convpool-cnn-c": _convpool_cnn_c,
+    "resnet18-liu": _resnet18_liu,
+}
 
 
 def build_model(
@@ -200,8 +242,9 @@ def build_model(
     if name not in _BUILDERS:
         raise ValueError(f"unknown model {name!r}; expected one of {sorted(_BUILDERS)}")
     if architecture not in ARCHITECTURES:
-        raise ValueError(f"unknown architecture {architecture!r}; expected one of "
-                         f"{list(ARCHITECTURES)}")
+        raise ValueError(
+            f"unknown architecture {architecture!r}; expected one of {list(ARCHITECTURES)}"
+        )
     if num_classes is None:
         num_classes = MODELS[name]
     if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
@@ -213,8 +256,9 @@ def build_model(
     return model
 
 
-def convert_to_winograd(model: nn.Module, m: int = 2, relu_in_winograd: bool = False,
-                        skip_first: bool = True) -> nn.Module:
+def convert_to_winograd(
+    model: nn.Module, m: int = 2, relu_in_winograd: bool = False, skip_first: bool = True
+) -> nn.Module:
     """Replace every 3x3 stride-1 ``nn.Conv2d`` by ``WinogradConv2d.from_conv2d`` (in place).
 
     Li et al. and Yu et al. start Winograd-domain pruning this way, from a trained spatial
@@ -236,8 +280,11 @@ def convert_to_winograd(model: nn.Module, m: int = 2, relu_in_winograd: bool = F
                 continue
             if tuple(child.stride) != (1, 1) or child.kernel_size != (3, 3):
                 continue
-            setattr(parent, child_name,
-                    WinogradConv2d.from_conv2d(child, m, relu_in_winograd=relu_in_winograd))
+            setattr(
+                parent,
+                child_name,
+                WinogradConv2d.from_conv2d(child, m, relu_in_winograd=relu_in_winograd),
+            )
     if hasattr(model, "architecture"):
         model.architecture = "winograd_relu" if relu_in_winograd else "winograd"
         model.m = m

@@ -49,8 +49,12 @@ def prunable_layers(model: nn.Module) -> dict[str, nn.Module]:
     for name, mod in model.named_modules():
         if isinstance(mod, WinogradConv2d):
             out[name] = mod
-        elif (isinstance(mod, nn.Conv2d) and mod.kernel_size[0] == mod.kernel_size[1] > 1
-              and tuple(mod.stride) == (1, 1) and mod.groups == 1):
+        elif (
+            isinstance(mod, nn.Conv2d)
+            and mod.kernel_size[0] == mod.kernel_size[1] > 1
+            and tuple(mod.stride) == (1, 1)
+            and mod.groups == 1
+        ):
             out[name] = mod
     return out
 
@@ -78,8 +82,9 @@ class Pruner:
         self.masks: dict[str, torch.Tensor] = {}
         self.stage = "dense"
         if not self._targets():
-            raise ValueError(f"{self.method!r} pruning found no layer to prune in this model "
-                             f"({self._needs})")
+            raise ValueError(
+                f"{self.method!r} pruning found no layer to prune in this model ({self._needs})"
+            )
 
     _needs = "it needs 3x3 convolutions"
 
@@ -90,8 +95,11 @@ class Pruner:
 
     def _targets(self) -> dict[str, nn.Module]:
         first = _first_conv(self.model)
-        return {n: mod for n, mod in prunable_layers(self.model).items()
-                if self._kind_ok(mod) and (self.include_first or n != first)}
+        return {
+            n: mod
+            for n, mod in prunable_layers(self.model).items()
+            if self._kind_ok(mod) and (self.include_first or n != first)
+        }
 
     def _mask(self, name: str, mod: nn.Module, density: float, old) -> np.ndarray:
         raise NotImplementedError
@@ -103,10 +111,12 @@ class Pruner:
 
     def prune(self, density: float) -> dict[str, float]:
         """Prune every target layer to ``density`` (fraction kept); returns densities reached."""
-        if isinstance(density, bool) or not isinstance(density, int | float) or not (
-                0.0 <= density <= 1.0):
-            raise ValueError(f"density must be a number in [0, 1] (fraction kept), "
-                             f"got {density!r}")
+        if (
+            isinstance(density, bool)
+            or not isinstance(density, int | float)
+            or not (0.0 <= density <= 1.0)
+        ):
+            raise ValueError(f"density must be a number in [0, 1] (fraction kept), got {density!r}")
         for name, mod in self._targets().items():
             old = self.masks.get(name)
             old_np = None if old is None else old.cpu().numpy()
@@ -137,27 +147,35 @@ class Pruner:
 
     def densities(self) -> dict[str, float]:
         """Weight density (fraction nonzero) of every target layer, by module name."""
-        return {n: float(torch.count_nonzero(mod.weight).item() / mod.weight.numel())
-                for n, mod in self._targets().items()}
+        return {
+            n: float(torch.count_nonzero(mod.weight).item() / mod.weight.numel())
+            for n, mod in self._targets().items()
+        }
 
     def state_dict(self) -> dict[str, Any]:
         """Method, stage and masks (CPU tensors), for checkpoints."""
-        return {"method": self.method, "stage": self.stage,
-                "masks": {n: mk.detach().cpu().clone() for n, mk in self.masks.items()}}
+        return {
+            "method": self.method,
+            "stage": self.stage,
+            "masks": {n: mk.detach().cpu().clone() for n, mk in self.masks.items()},
+        }
 
     def load_state_dict(self, sd: dict[str, Any]) -> None:
         """Restore what :meth:`state_dict` saved (on the model's current devices)."""
         if sd.get("method") != self.method:
-            raise ValueError(f"state is for {sd.get('method')!r} pruning, this pruner is "
-                             f"{self.method!r}")
+            raise ValueError(
+                f"state is for {sd.get('method')!r} pruning, this pruner is {self.method!r}"
+            )
         targets = self._targets()
         masks = {}
         for name, mk in sd["masks"].items():
             if name not in targets:
                 raise ValueError(f"mask for {name!r}, which is not a target layer of this model")
             if tuple(mk.shape) != tuple(targets[name].weight.shape):
-                raise ValueError(f"mask for {name!r} has shape {tuple(mk.shape)}, the weight "
-                                 f"{tuple(targets[name].weight.shape)}")
+                raise ValueError(
+                    f"mask for {name!r} has shape {tuple(mk.shape)}, the weight "
+                    f"{tuple(targets[name].weight.shape)}"
+                )
             masks[name] = mk.to(device=targets[name].weight.device, dtype=torch.bool)
         self.masks, self.stage = masks, sd["stage"]
 
@@ -166,8 +184,10 @@ class Pruner:
         on every call), cached until the mask changes."""
         mk = self.masks[name]
         if mk.shape != mod.weight.shape:
-            raise RuntimeError(f"the mask of {name!r} has shape {tuple(mk.shape)} but the "
-                               f"weight has {tuple(mod.weight.shape)}: was the model changed?")
+            raise RuntimeError(
+                f"the mask of {name!r} has shape {tuple(mk.shape)} but the "
+                f"weight has {tuple(mod.weight.shape)}: was the model changed?"
+            )
         cache = self.__dict__.setdefault("_float_masks", {})
         hit = cache.get(name)
         if hit is None or hit[0] is not mk or hit[1].dtype != mod.weight.dtype:
@@ -222,8 +242,9 @@ class LiPruner(Pruner):
     method = "li"
     _needs = "it prunes WinogradConv2d layers; convert a spatial model with convert_to_winograd"
 
-    def __init__(self, model, m=None, include_first=False, l1: float = 5e-5,
-                 threshold: float | None = None):
+    def __init__(
+        self, model, m=None, include_first=False, l1: float = 5e-5, threshold: float | None = None
+    ):
         super().__init__(model, m, include_first)
         self.l1, self.threshold = float(l1), threshold
 
@@ -270,8 +291,14 @@ class YuPruner(Pruner):
 
     method = "yu"
 
-    def __init__(self, model, m=None, include_first=True, first_density: float | None = 0.8,
-                 exponent: float = 1.5):
+    def __init__(
+        self,
+        model,
+        m=None,
+        include_first=True,
+        first_density: float | None = 0.8,
+        exponent: float = 1.5,
+    ):
         super().__init__(model, 4 if m is None else m, include_first)
         self.first_density, self.exponent = first_density, float(exponent)
         self._first = _first_conv(model)
@@ -292,8 +319,9 @@ class YuPruner(Pruner):
             if old is not None:
                 # the structural zeros of stage 1 stay: at most the density the mask allows
                 density = min(density, int(old.sum()) / old.size)
-            return sparsity.prune_importance(self._weight(mod), density, mod.m, mod.points,
-                                             mask=old).mask
+            return sparsity.prune_importance(
+                self._weight(mod), density, mod.m, mod.points, mask=old
+            ).mask
         keep = sparsity.structured_spatial_mask(self._weight(mod), density, self.m)
         return keep if old is None else keep & old
 
@@ -317,8 +345,7 @@ class YuPruner(Pruner):
     def _fhat(self, mod) -> torch.Tensor:
         F = sparsity.importance_factors(mod.m, mod.kernel_size, mod.points)
         # grad <- grad / F_hat ** 1.5   (Yu's grad_compute.py)
-        return torch.as_tensor(F ** -self.exponent, dtype=mod.weight.dtype,
-                               device=mod.weight.device)
+        return torch.as_tensor(F**-self.exponent, dtype=mod.weight.dtype, device=mod.weight.device)
 
     def _adjust_grad(self, name, mod):
         if isinstance(mod, WinogradConv2d):
@@ -328,7 +355,8 @@ class YuPruner(Pruner):
         """As :meth:`Pruner.load_state_dict`; a stage-2 state converts a spatial model first
         (so on resume: build the model, load the pruner state, then the model's state)."""
         if sd.get("stage") == "winograd" and not any(
-                isinstance(mod, WinogradConv2d) for mod in self._targets().values()):
+            isinstance(mod, WinogradConv2d) for mod in self._targets().values()
+        ):
             self.to_winograd()
         super().load_state_dict(sd)
 
@@ -345,8 +373,12 @@ class YuPruner(Pruner):
         return self.model
 
 
-METHODS: dict[str, type[Pruner]] = {"spatial": SpatialPruner, "li": LiPruner,
-                                    "liu": LiuPruner, "yu": YuPruner}
+METHODS: dict[str, type[Pruner]] = {
+    "spatial": SpatialPruner,
+    "li": LiPruner,
+    "liu": LiuPruner,
+    "yu": YuPruner,
+}
 
 
 def make_pruner(model: nn.Module, method: str, m: int | None = None, **options) -> Pruner:

@@ -28,8 +28,11 @@ from winolab.torch.pruning import prunable_layers
 
 __all__ = ["activation_densities", "multiplication_count", "weight_densities"]
 
-_ARCH_METHOD = {"spatial": "spatial_pruned", "winograd": "winograd_native",
-                "winograd_relu": "winograd_relu"}
+_ARCH_METHOD = {
+    "spatial": "spatial_pruned",
+    "winograd": "winograd_native",
+    "winograd_relu": "winograd_relu",
+}
 
 
 def _winograd_input(mod: nn.Module, x: torch.Tensor, m: int) -> torch.Tensor:
@@ -74,6 +77,7 @@ def activation_densities(
     counts = {n: [0, 0, 0, 0] for n in layers}  # nnz(x), numel(x), nnz(V), numel(V)
     handles = []
     for name, mod in layers.items():
+
         def hook(mod, args, name=name):
             x = args[0]
             V = _winograd_input(mod, x, m)
@@ -82,6 +86,7 @@ def activation_densities(
             c[1] += x.numel()
             c[2] += int(torch.count_nonzero(V))
             c[3] += V.numel()
+
         handles.append(mod.register_forward_pre_hook(hook))
     was_training = model.training
     model.eval()
@@ -103,8 +108,10 @@ def activation_densities(
 
 def weight_densities(model: nn.Module) -> dict[str, float]:
     """Density of every Winograd-able layer's ``weight`` (U for a ``WinogradConv2d``)."""
-    return {n: float(torch.count_nonzero(mod.weight).item() / mod.weight.numel())
-            for n, mod in prunable_layers(model).items()}
+    return {
+        n: float(torch.count_nonzero(mod.weight).item() / mod.weight.numel())
+        for n, mod in prunable_layers(model).items()
+    }
 
 
 _measured_weight_densities = weight_densities  # the parameter below shadows the name
@@ -150,8 +157,10 @@ def multiplication_count(
     """
     name = getattr(model, "network_name", None)
     if name is None:
-        raise ValueError("model has no network_name: build it with winolab.torch.build_model, "
-                         "or set model.network_name to a winolab.counting.NETWORKS key")
+        raise ValueError(
+            "model has no network_name: build it with winolab.torch.build_model, "
+            "or set model.network_name to a winolab.counting.NETWORKS key"
+        )
     network = counting.get_network(name)
     if method is None:
         method = _ARCH_METHOD[getattr(model, "architecture", "spatial")]
