@@ -20,7 +20,9 @@ Steps, in the order they run (the most important comparisons first):
   spatial network (Winograd-domain densities 0.6 then 0.4, F(4x4, 3x3)), then the
   importance-factor Winograd stage to density 0.37 (their 63% sparsity step), retrained at
   lr 1e-3 (``yu-winograd``, which collapses) and at Yu et al.'s 1e-6 (``yu-winograd-lr1e-6``);
-- ``li-d{80,60,40,20,10,5}``: the Winograd network pruned natively (Li et al.'s rule).
+- ``li-d{80,60,40,20,10,5}``: the Winograd network pruned natively (Li et al.'s rule);
+- ``control-<architecture>``: the dense baseline trained on, unpruned, for as many epochs at
+  the retraining lr as its sweep had (the sweeps' accuracy gains are partly this training).
 
 Torch runs single-threaded by default: on the shared 2-core machine two threads ran a
 Winograd training step 18x slower than one (4.18 s against 0.23 s per batch of 64 at width
@@ -83,6 +85,12 @@ def plan() -> list[dict]:
                                      "retrain_lr": 1e-6}})  # fmt: skip
     # the dense spatial run (already under way when this order was chosen) goes first
     steps.sort(key=lambda s: s["name"] != "dense-spatial")
+    # control: as many more epochs at the retraining lr as a whole sweep, without pruning, to
+    # separate what pruning costs from what the extra training gains
+    for arch in ("winograd_relu", "spatial", "winograd"):
+        steps.append({"name": f"control-{arch}", "init": f"dense-{arch}", "config": {
+            "architecture": arch, "epochs": len(SWEEP) * RETRAIN["retrain_epochs"],
+            "lr": RETRAIN["retrain_lr"], "lr_milestones": ()}})  # fmt: skip
     return steps
 
 
