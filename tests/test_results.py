@@ -115,11 +115,12 @@ def _close(parsed, value, unit_step):
     assert abs(parsed - value) <= unit_step / 2 + 1e-12, (parsed, value)
 
 
-def _lowest_density(method, tolerance):
-    dense = {"han": "dense-spatial", "li": "dense-winograd", "liu": "dense-winograd_relu"}
-    if dense[method] not in RUNS:
+def _lowest_density(method, tolerance, reference="dense"):
+    arch = {"han": "spatial", "li": "winograd", "liu": "winograd_relu"}[method]
+    ref = f"{reference}-{arch}"
+    if ref not in RUNS:
         return None
-    floor = RUNS[dense[method]]["accuracy"] - tolerance
+    floor = RUNS[ref]["accuracy"] - tolerance
     ok = [r["config"]["densities"][-1] for n, r in RUNS.items()
           if n.startswith(f"{method}-d") and r["accuracy"] >= floor]
     return min(ok) if ok else None
@@ -136,7 +137,9 @@ def test_every_table_number_recomputes():
     table = _table()
     seen = 0
     for quantity, (_, (val, val_x), source) in table.items():
-        if quantity.startswith("dense accuracy"):
+        if quantity.startswith(("dense accuracy", "control accuracy")):
+            assert source.startswith(quantity.split()[0]) and source.endswith(
+                quantity.rsplit(", ", 1)[1])
             _close(val, RUNS[source]["accuracy"], 1e-4)
         elif quantity.startswith("accuracy change at"):
             dense = {"han": "dense-spatial", "liu": "dense-winograd_relu"}[source.split("-")[0]]
@@ -145,7 +148,8 @@ def test_every_table_number_recomputes():
         elif quantity.startswith("lowest density"):
             method = re.search(r"\((Han|Li|Liu) et al", quantity)[1].lower()
             tol = float(re.search(r"within ([\d.]+) pt", quantity)[1]) / 100
-            d = _lowest_density(method, tol)
+            reference = re.search(r"pt of (dense|control)", quantity)[1]
+            d = _lowest_density(method, tol, reference)
             assert (val is None) == (d is None)
             if d is not None:
                 _close(val, d, 1e-3)
