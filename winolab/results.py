@@ -277,7 +277,7 @@ def _fig(ncols=1, figsize=(5.5, 3.6)):
 
 def plot_accuracy_vs_density(results: dict[str, dict]):
     """Test accuracy against weight density for the three sweeps (workshop paper, Fig. 2)."""
-    fig, ax = _fig()
+    fig, ax = _fig(figsize=(6.0, 4.8))
     for method, (_, _, label) in SWEEPS.items():
         pts = sweep(results, method)
         if pts:
@@ -294,7 +294,7 @@ def plot_accuracy_vs_density(results: dict[str, dict]):
     ax.invert_xaxis()
     ax.set(xlabel="weight density of layers 2-8 (%)", ylabel="test accuracy (%)")
     if ax.get_legend_handles_labels()[0]:
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.15), ncol=2)
     ax.grid(alpha=0.3)
     return fig
 
