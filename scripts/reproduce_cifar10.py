@@ -22,7 +22,9 @@ Steps, in the order they run (the most important comparisons first):
   lr 1e-3 (``yu-winograd``, which collapses) and at Yu et al.'s 1e-6 (``yu-winograd-lr1e-6``);
 - ``li-d{80,60,40,20,10,5}``: the Winograd network pruned natively (Li et al.'s rule);
 - ``control-<architecture>``: the dense baseline trained on, unpruned, for as many epochs at
-  the retraining lr as its sweep had (the sweeps' accuracy gains are partly this training).
+  the retraining lr as its sweep had (the sweeps' accuracy gains are partly this training);
+- ``{liu,han,li}-sweep``: each sweep again as one run (accuracy after every step in its
+  history; densities and counts only at the end), whose retraining epochs are all different.
 
 Torch runs single-threaded by default: on the shared 2-core machine two threads ran a
 Winograd training step 18x slower than one (4.18 s against 0.23 s per batch of 64 at width
@@ -91,6 +93,12 @@ def plan() -> list[dict]:
         steps.append({"name": f"control-{arch}", "init": f"dense-{arch}", "config": {
             "architecture": arch, "epochs": len(SWEEP) * RETRAIN["retrain_epochs"],
             "lr": RETRAIN["retrain_lr"], "lr_milestones": ()}})  # fmt: skip
+    # each chained step restarts its epoch count, so it retrains on the same shuffled and
+    # augmented epoch 0 as the step before; one run per sweep sees new epochs at every step
+    for method, arch in (("liu", "winograd_relu"), ("han", "spatial"), ("li", "winograd")):
+        steps.append({"name": f"{method}-sweep", "init": f"dense-{arch}", "config": {
+            "architecture": arch, "method": "spatial" if method == "han" else method,
+            "densities": SWEEP, **RETRAIN}})  # fmt: skip
     return steps
 
 
