@@ -242,6 +242,24 @@ def test_cells():
     assert results.Row("q", None, None, "%", "s").cell(0.3691) == "36.9%"
 
 
+@needs_runs
+@pytest.mark.parametrize("method", ["han", "li", "liu"])
+def test_single_run_sweep(method):
+    run = RUNS.get(f"{method}-sweep")
+    if run is None:
+        pytest.skip("no one-run sweep recorded")
+    pts = results.sweep_single_run(RUNS, method)
+    densities = run["config"]["densities"]
+    assert [d for d, _ in pts[1:]] == sorted(densities, reverse=True)
+    # one retraining epoch per step: history entry i is the step to densities[i]
+    for h, d in zip(run["history"], densities, strict=True):
+        assert h["phase"] == f"prune {d:g}"
+        assert (d, h["test_accuracy"]) in pts
+    assert pts[-1][1] == pytest.approx(run["accuracy"], abs=1 / run["data"]["test_images"])
+    for layer in VGG.pruned:
+        assert run["weight_densities"][layer] == pytest.approx(densities[-1], abs=2e-3)
+
+
 def test_missing_folder(tmp_path):
     with pytest.raises(FileNotFoundError, match="reproduce_cifar10"):
         results.load_results(tmp_path / "nothing")

@@ -33,7 +33,8 @@ __all__ = [
     "AT_PUBLISHED", "LOSS_TOLERANCE", "PUBLISHED", "SWEEPS", "YU_STEP", "Row", "load_results",
     "markdown_table",
     "multiply_count", "overall_activation_density", "plot_accuracy_vs_density",
-    "plot_activation_densities", "prunable", "summary_rows", "sweep", "write_all",
+    "plot_activation_densities", "prunable", "summary_rows", "sweep", "sweep_single_run",
+    "write_all",
 ]
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -100,6 +101,21 @@ def sweep(results: dict[str, dict], method: str) -> list[tuple[float, float]]:
     points = [(_density(results[n]), results[n]["accuracy"]) for n in steps]
     head = [(1.0, results[dense]["accuracy"])] if dense in results else []
     return head + sorted(points, reverse=True)
+
+
+def sweep_single_run(results: dict[str, dict], method: str) -> list[tuple[float, float]]:
+    """``(density, test accuracy)`` of the dense baseline and every step of the one-run sweep
+    ``<method>-sweep``, from its history (the last epoch of each ``prune <density>`` phase)."""
+    _, dense, _ = SWEEPS[method]
+    run = results.get(f"{method}-sweep")
+    if run is None:
+        return []
+    last = {}
+    for h in run["history"]:
+        if h["phase"].startswith("prune "):
+            last[float(h["phase"].split()[1])] = h["test_accuracy"]
+    head = [(1.0, results[dense]["accuracy"])] if dense in results else []
+    return head + sorted(last.items(), reverse=True)
 
 
 def prunable(results, method: str, tolerance: float = LOSS_TOLERANCE, reference="dense"):
@@ -283,6 +299,12 @@ def plot_accuracy_vs_density(results: dict[str, dict]):
         if pts:
             d, a = zip(*pts, strict=True)
             ax.plot([100 * x for x in d], [100 * y for y in a], "o-", label=label)
+    for i, method in enumerate(SWEEPS):
+        pts = sweep_single_run(results, method)
+        if pts:
+            d, a = zip(*pts, strict=True)
+            ax.plot([100 * x for x in d], [100 * y for y in a], "x:", color=f"C{i}",
+                    label=f"{method}, the same sweep as one run")
     for i, (arch, _, _) in enumerate(SWEEPS.values()):
         if f"control-{arch}" in results:
             ax.axhline(100 * results[f"control-{arch}"]["accuracy"], ls="--", lw=1,
