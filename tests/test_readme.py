@@ -28,3 +28,22 @@ def test_ci_installs_what_the_readme_installs():
     install = _readme_commands()[0].split("&&")[0].strip()
     ci = (ROOT / ".ci" / "run").read_text()
     assert "requirements.txt" in install and "requirements.txt" in ci
+
+
+def test_readme_python_examples_run(capsys):
+    # the README's code runs as written (its asserts included) and prints what it says
+    blocks = re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), flags=re.S)
+    assert blocks
+    for block in blocks:
+        exec(compile(block, "README.md", "exec"), {})
+    out = capsys.readouterr().out
+    assert "Matrix([[1, 0, -1, 0], [0, 1, 1, 0]" in out
+
+
+def test_readme_speed_table_is_the_recorded_benchmark():
+    import json
+
+    from winolab import results
+
+    block = results.bench_block(json.loads(results.BENCH_JSON.read_text()))
+    assert block in (ROOT / "README.md").read_text(), "run `python -m winolab.results`"

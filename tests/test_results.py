@@ -285,6 +285,36 @@ def test_summary_json_roundtrip(tmp_path):
     pytest.importorskip("matplotlib")
     for name, r in RUNS.items():
         (tmp_path / f"{name}.json").write_text(json.dumps(r))
-    table = results.write_all(tmp_path, tmp_path / "README_table.md")
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# x\n\n{results.README_BEGIN}\nstale\n{results.README_END}\n\nkept\n"
+                      f"{results.BENCH_BEGIN}\n{results.BENCH_END}\n")
+    table = results.write_all(tmp_path, tmp_path / "README_table.md", readme)
     assert table == results.markdown_table(results.summary_rows(RUNS))
+    bench = results.bench_block(json.loads(results.BENCH_JSON.read_text()))
+    assert readme.read_text() == f"# x\n\n{results.readme_block(RUNS)}\n\nkept\n{bench}\n"
     assert (tmp_path / "accuracy_vs_density.png").stat().st_size > 1000
+
+
+@needs_runs
+def test_project_readme_block_is_regenerated_from_the_runs():
+    # the README's short table is exactly what `python -m winolab.results` writes, and holds
+    # only the rows that have a published number
+    block = results.readme_block(RUNS)
+    assert block in (ROOT / "README.md").read_text(), "run `python -m winolab.results`"
+    rows = [line.split(" | ") for line in block.splitlines() if line.startswith("| ")][1:]
+    assert len(rows) >= 8
+    assert all(cells[1] != "—" for cells in rows)
+
+
+def test_project_readme_without_block(tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text("# no block\n")
+    with pytest.raises(ValueError, match="no generated block"):
+        results._replace_readme_block(readme, "x")
+    assert readme.read_text() == "# no block\n"
+
+
+def test_bench_block_rejects_a_density_it_has_not_measured():
+    bench = json.loads(results.BENCH_JSON.read_text())
+    with pytest.raises(ValueError, match="no rows at density 0.42"):
+        results.bench_block(bench, density=0.42)
