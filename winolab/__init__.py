@@ -1,7 +1,8 @@
 """winolab: sparse Winograd convolution, derived exactly, checked against oracles.
 
 The core needs numpy and sympy only. Submodules load on first use, so ``import winolab.derive``
-needs sympy alone (it runs in a browser's Pyodide without numpy). ``winolab.sparse`` (numba),
+needs sympy alone (it runs in a browser's Pyodide without numpy). ``winolab.sparse`` is fast
+with numba (the ``fast`` extra) and falls back to numpy, with one warning, without it;
 ``winolab.torch`` (PyTorch) and ``winolab.widgets``/``winolab.viz`` (ipywidgets, matplotlib)
 need their extras and say which one when it is missing.
 
@@ -16,7 +17,8 @@ import importlib
 
 __version__ = "0.1.0"
 
-_SUBMODULES = ("counting", "derive", "reference", "sparsity", "testing", "transforms")
+_SUBMODULES = ("counting", "derive", "reference", "results", "sparse", "sparsity", "testing",
+               "transforms")
 _ATTRIBUTES = {
     "cook_toom": "derive",
     "verify": "derive",

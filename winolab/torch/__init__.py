@@ -7,7 +7,10 @@ not. The pieces, one module each:
 - :mod:`winolab.torch.layers`: ``WinogradConv2d``, whose parameter is the Winograd-domain kernel U;
 - :mod:`winolab.torch.pruning`: the pruning rules of Han et al., Li et al., Liu et al., Yu et al.;
 - :mod:`winolab.torch.models`: VGG-nagadomi, ConvPool-CNN-C and Liu et al.'s ResNet-18 variant;
-- :mod:`winolab.torch.stats`: activation densities and the papers' multiplication count.
+- :mod:`winolab.torch.stats`: activation densities and the papers' multiplication count;
+- :mod:`winolab.torch.data`: the CIFAR-10 pipeline (numpy + Pillow) over the JPEG zip;
+- :mod:`winolab.torch.train`: dense training, masked retraining, checkpoints and ``--resume``;
+- :mod:`winolab.torch.cli`: the ``python -m winolab train`` command line.
 """
 
 from __future__ import annotations

@@ -231,11 +231,12 @@ class LiuPruner(Pruner):
 class LiPruner(Pruner):
     """Li et al.: native Winograd-domain pruning with a per-position threshold, then L1.
 
-    ``prune(density)`` zeroes ``|U| <= T * scale`` (:func:`winolab.sparsity.
-    position_threshold_scale`), with the per-layer T that keeps ``int(size * density)``
-    weights: the top-k of ``|U| / scale``. :meth:`before_step` adds the L1 subgradient
-    ``l1 * sign(U)`` (SkimCaffe's ``regularization_type: "L1"``, default 5e-5); with
-    ``threshold`` set, :meth:`after_step` also hard-thresholds ``|U| <= threshold * scale``
+    ``prune(density)`` zeroes ``|U| <= T * scale``
+    (:func:`~winolab.sparsity.position_threshold_scale`), with the per-layer T that keeps
+    ``int(size * density)`` weights: the top-k of ``|U| / scale``.
+    :meth:`~winolab.torch.pruning.Pruner.before_step` adds the L1 subgradient ``l1 * sign(U)``
+    (SkimCaffe's ``regularization_type: "L1"``, default 5e-5); with ``threshold`` set,
+    :meth:`after_step` also hard-thresholds ``|U| <= threshold * scale``
     after every update (SkimCaffe's solver), which only shrinks the masks.
     """
 
@@ -282,8 +283,9 @@ class YuPruner(Pruner):
        make whole Winograd positions exactly zero; retrain in the spatial domain.
     2. :meth:`to_winograd` converts the model in place (``U = G g GT``; the structural zeros
        stay zero and the new masks start as ``U != 0``); then :meth:`prune` keeps the largest
-       ``|U| * F_hat`` (:func:`winolab.sparsity.prune_importance`) and :meth:`before_step`
-       divides the gradient by ``F_hat ** 1.5``.
+       ``|U| * F_hat`` (:func:`winolab.sparsity.prune_importance`) and
+       :meth:`~winolab.torch.pruning.Pruner.before_step` divides the gradient by
+       ``F_hat ** 1.5``.
 
     The first layer gets the fixed density ``first_density`` (Yu's CIFAR scripts: 20%
     sparsity, 0.8); ``None`` leaves it dense.
