@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import os
 import platform
 import statistics
 import subprocess
@@ -157,7 +158,7 @@ def break_even(rows: list[dict]) -> list[dict]:
     return out
 
 
-def provenance(argv) -> dict:
+def provenance(argv, load_start=None) -> dict:
     import numba
     import torch
 
@@ -175,6 +176,9 @@ def provenance(argv) -> dict:
         "threads_numba": numba.get_num_threads(), "threads_torch": torch.get_num_threads(),
         "clock": CLOCK.__name__, "m": 2, "dtype": "float32",
         "data": "ReLU(randn) input, Kaiming randn weights, seed 0",
+        "cpus": os.cpu_count(),
+        # the machine is shared: the 1-minute load average when the run started and ended
+        "load_average": {"start": load_start, "end": os.getloadavg()[0]},
     }
 
 
@@ -190,6 +194,7 @@ def main(argv=None) -> int:
     p.add_argument("--clock", choices=sorted(CLOCKS), default="wall",
                    help="wall time, or process CPU time (use with --threads 1)")
     args = p.parse_args(argv)
+    load_start = os.getloadavg()[0]
     global CLOCK
     CLOCK = CLOCKS[args.clock]
     if args.threads:
@@ -216,8 +221,11 @@ def main(argv=None) -> int:
         print(f"break-even density {b['layer']} batch {b['batch']}: {b['break_even_density']}")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"provenance": provenance(argv), "rows": rows,
-                                         "break_even": break_even(rows)}, indent=1) + "\n")
+        # written whole, then renamed: an interrupted run leaves an older file as it was
+        tmp = args.json.with_name(args.json.name + ".tmp")
+        tmp.write_text(json.dumps({"provenance": provenance(argv, load_start), "rows": rows,
+                                   "break_even": break_even(rows)}, indent=1) + "\n")
+        os.replace(tmp, args.json)
     return 0
 
 
