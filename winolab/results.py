@@ -392,8 +392,16 @@ def bench_block(bench: dict, density: float = 0.1) -> str:
             f"of torch's NCHW and channels_last conv2d in the same run (medians of "
             f"{rows[0].get('rounds', '?')} interleaved rounds); {prov.get('threads_numba')} "
             f"thread(s), clock {prov.get('clock')}, commit {prov.get('commit', '?')[:7]}, "
-            f"`{prov.get('command')}`.\n")
+            f"{_load(prov)}`{prov.get('command')}`.\n")
     return f"{BENCH_BEGIN}\n" + "\n".join(out) + f"\n\n{note}{BENCH_END}"
+
+
+def _load(prov: dict) -> str:
+    load = prov.get("load_average")
+    if not load or load.get("start") is None:
+        return ""
+    return (f"load average {load['start']:.1f} at the start and {load['end']:.1f} at the end "
+            f"on {prov.get('cpus', '?')} CPUs, ")
 
 
 def _scale_note(results: dict[str, dict]) -> str:
