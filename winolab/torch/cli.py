@@ -66,7 +66,9 @@ HELP = {
     "seed": "seed of initialisation, subsets, batch order and augmentation",
     "device": "auto (CUDA when present, else CPU), cpu or cuda",
     "init": "start from the model of this checkpoint.pt or run directory (prune + retrain a "
-    "trained network)",
+    "trained network). Epochs count from 0 again, so with the same --seed the batches and "
+    "augmentation repeat those of the run it starts from: give another --seed, or prune in "
+    "one run with --densities",
     "stats_images": "test images used to measure activation densities for the result",
     "output_dir": "parent folder of the run directories",
     "run_name": "run directory name; default {model}-{architecture}-{method}-w{width}-s{seed} "
