@@ -161,7 +161,6 @@ def test_workshop_vgg_nagadomi_reproduction():
     assert sig2(c["direct"].total) == "2.3e+08"
     assert sig2(c["winograd"].total) == "1.1e+08" and sig2(c["winograd"].reduction) == "2.2"
     assert sig2(c["winograd_relu"].total) == "2.3e+07"
-    assert sig2(c["winograd_relu"].reduction) == sig2(10.2)
     # the notes' hand computation: 22.6 M, 10.3x
     assert round(c["winograd_relu"].total / 1e6, 1) == 22.6
     assert round(c["winograd_relu"].reduction, 1) == 10.3

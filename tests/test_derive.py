@@ -265,3 +265,22 @@ def test_fractions_in_bt_moves_the_denominators():
     for k in range(3):
         lhs = sympy.diag(*g_form.G[:, k]) * g_form.BT
         assert lhs == sympy.diag(*b_form.G[:, k]) * b_form.BT
+
+
+def test_numpy_numbers_are_points_and_sizes():
+    half = R(1, 2)
+    assert resolve_points(2, 3, [np.float64(0.5), 1, -1]) == (half, 1, -1)
+    assert resolve_points(2, 3, np.array([0.5, 1.0, -1.0])) == (half, 1, -1)
+    assert resolve_points(2, 3, [np.float32(0.5), np.int64(1), -1]) == (half, 1, -1)
+    assert cook_toom(np.int64(2), np.int64(3)).BT == cook_toom(2, 3).BT
+
+
+@pytest.mark.parametrize("points, error, message", [
+    (["1/0", 1, 2], ValueError, "as a rational"),
+    (5, TypeError, "a name or a sequence"),
+    (b"abc", TypeError, "a name or a sequence"),
+    ({0: 1, 1: 1, 2: 1}, TypeError, "a name or a sequence"),
+])
+def test_bad_points_say_what_was_expected(points, error, message):
+    with pytest.raises(error, match=message):
+        resolve_points(2, 3, points)

@@ -271,3 +271,25 @@ U4 = rand(3, 2, 4, 4)
 def test_bad_input_says_what_was_expected(call, exc, match):
     with pytest.raises(exc, match=match):
         call()
+
+
+def test_output_transform_checks_out_shape_and_values():
+    M = np.ones((1, 1, 2, 2, 4, 4))
+    assert output_transform(M, (4, 3)).shape == (1, 1, 4, 3)
+    for bad in [(5, 5), (2, 4), (0, 4)]:
+        with pytest.raises(ValueError, match="out_shape|must be >= 1"):
+            output_transform(M, bad)
+    with pytest.raises(TypeError, match="two ints"):
+        output_transform(M, ("4", 4))
+    M[0, 0, 0, 0, 0, 0] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        output_transform(M, (4, 4))
+
+
+def test_relu_and_r_are_checked():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((1, 2, 6, 6))
+    with pytest.raises(TypeError, match="relu must be True or False"):
+        winograd_domain_conv2d(x, np.ones((1, 2, 4, 4)), relu="spatial")
+    with pytest.raises(TypeError, match="r \\(filter size\\) must be an int"):
+        input_transform(x, r="3")

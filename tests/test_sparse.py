@@ -212,3 +212,55 @@ def test_kernels_as_plain_python():
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "ok"
+
+
+# ------------------------------------------------------------------- review: bad input
+def _small(rng=None):
+    rng = rng or np.random.default_rng(7)
+    x = rng.standard_normal((2, 3, 6, 6))
+    return x, reference.filter_transform(rng.standard_normal((4, 3, 3, 3)))
+
+
+def test_any_eight_byte_float_computes_in_float64():
+    x, U = _small()
+    y = sparse.winograd_domain_conv2d(x.astype(">f8"), U)
+    assert y.dtype == np.float64
+    assert_conv_close(y, reference.winograd_domain_conv2d(x, U), dtype=np.float64)
+
+
+@pytest.mark.parametrize("relu", ["spatial", "winograd", 1, None])
+def test_relu_must_be_a_bool(relu):
+    x, U = _small()
+    with pytest.raises(TypeError, match="relu must be True or False"):
+        sparse.winograd_domain_conv2d(x, U, relu=relu)
+
+
+@pytest.mark.parametrize("backend", ["numba", "numpy"])
+def test_empty_batch(backend):
+    x, U = _small()
+    y, n = sparse.winograd_domain_conv2d(x[:0], U, backend=backend, return_multiplies=True)
+    assert y.shape == (0, 4, 4, 4) and n == 0
+
+
+def test_packed_weights_are_checked():
+    _, U = _small()
+    P = sparse.SparseWinogradWeights.from_dense(U)
+    bad = {
+        "indices must lie in": (P.indptr, P.indices + 1000, P.values, P.shape),
+        "indptr must be integers": (P.indptr[:, :2], P.indices, P.values, P.shape),
+        "shape must be": (P.indptr, P.indices, P.values, (4, 3, 4)),
+        "same length": (P.indptr, P.indices[:-1], P.values, P.shape),
+        "without going back": (P.indptr[::-1].copy(), P.indices, P.values, P.shape),
+        "NaN or inf": (P.indptr, P.indices, np.full_like(P.values, np.nan), P.shape),
+    }
+    for message, args in bad.items():
+        with pytest.raises(ValueError, match=message):
+            sparse.SparseWinogradWeights(*args)
+    with pytest.raises(TypeError, match="float32 or float64"):
+        sparse.SparseWinogradWeights.from_dense(U, dtype=np.int64)
+
+
+def test_weights_beyond_float32_are_refused_for_float32_input():
+    x, U = _small()
+    with pytest.raises(ValueError, match="beyond the range of float32"):
+        sparse.winograd_domain_conv2d(x.astype(np.float32), U * 1e300)

@@ -530,3 +530,9 @@ def test_projection_rejects_bad_input():
         sp.project_to_spatial([[1.0], [1.0, 2.0]])
     with pytest.raises(TypeError, match="m"):
         sp.project_to_spatial(np.ones((1, 1, 4, 4)), m=2.0)
+
+
+def test_prune_magnitude_ranks_the_most_negative_integer_first():
+    # abs(-128) overflows in int8; the ranking must still see magnitude 128
+    p = sp.prune_magnitude(np.array([-128, 5, 1, 2], np.int8), 0.25)
+    assert p.mask.tolist() == [True, False, False, False]

@@ -211,7 +211,9 @@ def test_random_cases_are_reproducible_and_valid(seed):
     assert c.padding == again.padding and c.m == again.m and c.m in (2, 4) and c.r == 3
     assert c.x.shape[1] == c.w.shape[1] and c.bias.shape == (c.w.shape[0],)
     want = c.reference()
-    np.testing.assert_array_equal(want, direct_conv2d(c.x, c.w, c.bias, c.padding))
+    ph, pw = (c.padding, c.padding) if isinstance(c.padding, int) else c.padding
+    assert want.shape == (c.x.shape[0], c.w.shape[0], c.x.shape[2] + 2 * ph - c.r + 1,
+                          c.x.shape[3] + 2 * pw - c.r + 1)
     assert_conv_close(winograd_conv2d(c.x, c.w, c.bias, c.padding, c.m, c.points), want,
                       c.m, c.points, np.float64)
 
@@ -227,3 +229,19 @@ def test_random_case_options():
         random_case(0, m=2, points="onednn")
     with pytest.raises(ValueError, match="max_size must be >= r = 5"):
         random_case(0, r=5, max_size=4)
+
+
+@pytest.mark.parametrize("actual, desired", [
+    ([1.0, 2.0, 3.0], [[1.0, 2.0, 3.0], [1.0, 2.0, 3.0]]),  # would broadcast to 0.0
+    (1.0, np.ones((4, 4))),
+])
+def test_relative_error_rejects_shape_mismatch(actual, desired):
+    with pytest.raises(ValueError, match="expected the same shape"):
+        relative_error(actual, desired)
+
+
+def test_relative_error_rejects_non_numeric():
+    with pytest.raises(TypeError, match="real numeric array"):
+        relative_error(None, [1.0])
+    with pytest.raises(TypeError, match="real numeric array"):
+        relative_error([1j], [1.0])

@@ -292,3 +292,19 @@ def test_augmentation_is_a_padded_crop_or_its_mirror_and_resumable():
         assert torch.equal(a, b) and torch.equal(ya, yb)
     other = torch.cat([b for b, _ in loader.epoch(8)])
     assert not torch.equal(other, torch.from_numpy(images))
+
+
+def test_zip_loader_damaged_deflated_member_names_the_path(tmp_path, monkeypatch):
+    monkeypatch.setenv("WINOLAB_CACHE", str(tmp_path / "cache"))
+    out = io.BytesIO()
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)).save(out, format="PNG")
+    path = tmp_path / "deflated.zip"
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("cifar10/train/cat/0001.png", out.getvalue() * 4)
+    raw = bytearray(path.read_bytes())
+    start = raw.index(b"0001.png") + len(b"0001.png") + 20  # inside the compressed data
+    raw[start:start + 40] = bytes(40)
+    path.write_bytes(bytes(raw))
+    with pytest.raises(ValueError, match="corrupt zip file .*deflated.zip"):
+        data.load_jpeg_zip(path)

@@ -121,3 +121,16 @@ def test_untile_inverts_cutting_an_output_into_tiles(m, h, w, K):
                                                   (9, 10, 2, (5, 5)), (7, 13, 6, (2, 3))])
 def test_tile_counts(h, w, m, want):
     assert tile_counts(h, w, m) == want
+
+
+def test_tiling_helpers_check_their_arguments():
+    with pytest.raises(ValueError, match="m \\(output tile size\\) must be >= 1"):
+        tile_counts(4, 4, 0)
+    with pytest.raises(ValueError, match="h_out must be >= 1"):
+        tile_counts(-5, 4, 2)
+    with pytest.raises(ValueError, match="smaller than the 3 x 3 filter"):
+        tile(np.zeros((1, 1, 2, 2)), 2, 3)
+    with pytest.raises(ValueError, match="shape \\(N, C, H, W\\)"):
+        tile(np.zeros((1, 6, 6)), 2, 3)
+    with pytest.raises(ValueError, match="does not fit 2 x 2 tiles"):
+        untile(np.zeros((1, 1, 2, 2, 2, 2)), 9, 9)

@@ -108,11 +108,24 @@ def check_padding(padding) -> tuple[int, int]:
 
 def check_m(m) -> int:
     """The output tile size as an int ``>= 1``."""
-    if isinstance(m, bool) or not isinstance(m, numbers.Integral):
-        raise TypeError(f"m (output tile size) must be an int, got {type(m).__name__} {m!r}")
-    if m < 1:
-        raise ValueError(f"m (output tile size) must be >= 1, got {m}")
-    return int(m)
+    return check_size(m, "m (output tile size)")
+
+
+def check_size(v, name: str) -> int:
+    """A positive int (numpy integers too), or a TypeError/ValueError naming ``name``."""
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Integral):
+        raise TypeError(f"{name} must be an int, got {type(v).__name__} {v!r}")
+    if v < 1:
+        raise ValueError(f"{name} must be >= 1, got {v}")
+    return int(v)
+
+
+def check_relu(relu) -> bool:
+    """``relu`` as a bool: anything else (a string such as "spatial") is a mistake."""
+    if not isinstance(relu, (bool, np.bool_)):
+        raise TypeError(f"relu must be True or False (ReLU after the input transform), got "
+                        f"{relu!r}")
+    return bool(relu)
 
 
 def output_size(x_shape, kernel: tuple[int, int], padding: tuple[int, int]) -> tuple[int, int]:

@@ -21,6 +21,7 @@ Everything here is exact: points are sympy Rationals, never floats.
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -111,18 +112,20 @@ def _as_rational(p: object) -> sympy.Rational:
         return p
     if isinstance(p, int | _RationalABC):
         return R(int(p.numerator), int(p.denominator))
-    if isinstance(p, float):
-        if p != p or p in (float("inf"), float("-inf")):
+    if isinstance(p, numbers.Real):  # float, numpy floats
+        f = float(p)
+        if f != f or f in (float("inf"), float("-inf")):
             raise ValueError(f"interpolation points must be finite, got {p!r}")
         # The decimal the user typed (0.625 -> 5/8, 0.1 -> 1/10), not the binary float.
-        return R(repr(p))
+        return R(repr(f))
     if isinstance(p, str):
         try:
             return R(p)
-        except (TypeError, ValueError, sympy.SympifyError) as exc:
+        except (TypeError, ValueError, ZeroDivisionError, sympy.SympifyError) as exc:
             raise ValueError(f"cannot read interpolation point {p!r} as a rational") from exc
     raise TypeError(
-        f"interpolation points must be int, Fraction, str or sympy.Rational, got {type(p).__name__}"
+        "interpolation points must be int, float, Fraction, str or sympy.Rational, got "
+        f"{type(p).__name__}"
     )
 
 
@@ -153,6 +156,9 @@ def resolve_points(m: int, r: int, points: PointSpec = None) -> tuple[sympy.Rati
                 f"F({m}, {r}) needs m + r - 2 = {need}: pass your own points"
             )
         return tuple(available[:need])
+    if isinstance(points, bytes | bytearray | dict) or not hasattr(points, "__iter__"):
+        raise TypeError(f"points must be a name or a sequence of numbers, got "
+                        f"{type(points).__name__} {points!r}")
     pts = tuple(_as_rational(p) for p in points)
     if len(pts) != need:
         raise ValueError(f"F({m}, {r}) needs m + r - 2 = {need} finite points, got {len(pts)}")
@@ -163,7 +169,7 @@ def resolve_points(m: int, r: int, points: PointSpec = None) -> tuple[sympy.Rati
 
 def _check_sizes(m: int, r: int) -> None:
     for name, v in (("m", m), ("r", r)):
-        if isinstance(v, bool) or not isinstance(v, int):
+        if isinstance(v, bool) or not isinstance(v, numbers.Integral):
             raise TypeError(f"{name} must be an int, got {type(v).__name__}")
         if v < 1:
             raise ValueError(f"{name} must be >= 1, got {v}")

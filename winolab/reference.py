@@ -16,10 +16,13 @@ from __future__ import annotations
 import numpy as np
 
 from winolab._validate import (
+    _floating,
     check_bias,
     check_data,
     check_m,
     check_padding,
+    check_relu,
+    check_size,
     check_spatial_weights,
     check_winograd_weights,
     output_size,
@@ -111,6 +114,7 @@ def input_transform(
     """
     x = check_data(x)
     m = check_m(m)
+    r = check_size(r, "r (filter size)")
     ph, pw = check_padding(padding)
     output_size(x.shape, (r, r), (ph, pw))
     t = transforms(m, r, points)
@@ -128,7 +132,7 @@ def output_transform(
     ``M`` is ``(N, K, tiles_h, tiles_w, alpha, alpha)``; the filter size is
     ``r = alpha - m + 1``; ``out_shape`` crops the tiles that overhang the output.
     """
-    M = np.asarray(M, dtype=np.float64)
+    M = _floating(M, "M")
     if M.ndim != 6 or M.shape[-1] != M.shape[-2]:
         raise ValueError(
             f"M must have shape (N, K, tiles_h, tiles_w, alpha, alpha), got {M.shape}"
@@ -138,10 +142,19 @@ def output_transform(
     r = alpha - m + 1
     if r < 1:
         raise ValueError(f"M has alpha = {alpha} but m = {m} needs alpha >= m")
+    try:
+        h_out, w_out = (check_size(n, "out_shape") for n in out_shape)
+    except TypeError as exc:
+        raise TypeError(f"out_shape must be two ints (h_out, w_out), got {out_shape!r}") from exc
+    th, tw = M.shape[2], M.shape[3]
+    if not ((th - 1) * m < h_out <= th * m and (tw - 1) * m < w_out <= tw * m):
+        raise ValueError(f"out_shape {tuple(out_shape)} does not fit {th} x {tw} tiles of "
+                         f"m = {m}: expected ({(th - 1) * m + 1}..{th * m}, "
+                         f"{(tw - 1) * m + 1}..{tw * m})")
     t = transforms(m, r, points)
     # Y = AT M A   (book: ch. 4)
     Y = np.einsum("ia,nkpqab,jb->nkpqij", t.AT, M, t.AT, optimize=True)
-    return untile(Y, *out_shape)
+    return untile(Y, h_out, w_out)
 
 
 def winograd_conv2d(
@@ -222,6 +235,7 @@ def winograd_domain_conv2d(
     """
     x = check_data(x)
     m = check_m(m)
+    relu = check_relu(relu)
     U = check_winograd_weights(U, x.shape[1], m)
     K, _, alpha, _ = U.shape
     r = alpha - m + 1

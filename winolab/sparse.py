@@ -27,6 +27,7 @@ from winolab._validate import (
     check_data,
     check_m,
     check_padding,
+    check_relu,
     check_spatial_weights,
     check_winograd_weights,
     output_size,
@@ -75,6 +76,39 @@ class SparseWinogradWeights:
     values: np.ndarray
     shape: tuple[int, int, int, int]
 
+    def __post_init__(self):
+        # the kernel reads without bounds checks: a container that lies would read garbage
+        shape = tuple(int(n) for n in np.asarray(self.shape).ravel())
+        if len(shape) != 4 or shape[2] != shape[3] or min(shape) < 1:
+            raise ValueError(f"shape must be (K, C, alpha, alpha) with positive sizes, got "
+                             f"{self.shape}")
+        K, C, alpha, _ = shape
+        indptr, indices, values = (np.asarray(a) for a in (self.indptr, self.indices,
+                                                            self.values))
+        if indptr.shape != (alpha * alpha, K + 1) or indptr.dtype.kind not in "iu":
+            raise ValueError(f"indptr must be integers of shape {(alpha * alpha, K + 1)}, got "
+                             f"{indptr.dtype} {indptr.shape}")
+        if indices.ndim != 1 or indices.dtype.kind not in "iu":
+            raise ValueError(f"indices must be a 1-d integer array, got {indices.dtype} "
+                             f"{indices.shape}")
+        if values.ndim != 1 or values.dtype not in (np.float32, np.float64):
+            raise ValueError(f"values must be a 1-d float32 or float64 array, got "
+                             f"{values.dtype} {values.shape}")
+        if values.size != indices.size:
+            raise ValueError(f"values ({values.size}) and indices ({indices.size}) must have "
+                             "the same length")
+        flat = indptr.ravel()
+        if (flat.size and (flat[0] != 0 or flat[-1] != values.size or np.any(np.diff(flat) < 0)
+                           or np.any(indptr[1:, 0] != indptr[:-1, -1]))):
+            raise ValueError(f"indptr must run from 0 to nnz = {values.size} without going "
+                             "back, each position starting where the one before it ends")
+        if indices.size and (indices.min() < 0 or indices.max() >= C):
+            raise ValueError(f"indices must lie in [0, {C}) (the input channels), got "
+                             f"[{indices.min()}, {indices.max()}]")
+        if not np.isfinite(values).all():
+            raise ValueError("values contains NaN or inf")
+        object.__setattr__(self, "shape", shape)
+
     @classmethod
     def from_dense(cls, U, mask=None, dtype=None) -> SparseWinogradWeights:
         """Pack the nonzeros of ``U`` (where ``mask`` is True, if given) in ``dtype``.
@@ -85,6 +119,8 @@ class SparseWinogradWeights:
         U = check_winograd_weights(U, np.shape(U)[1] if np.ndim(U) == 4 else 0, 1, dtype=None)
         if dtype is None:
             dtype = U.dtype if U.dtype in (np.float32, np.float64) else np.float64
+        if np.dtype(dtype) not in (np.float32, np.float64):
+            raise TypeError(f"dtype must be float32 or float64, got {np.dtype(dtype)}")
         K, C, alpha, _ = U.shape
         # (S, K, C): position-major, as the kernel reads it
         Us = U.transpose(2, 3, 0, 1).reshape(alpha * alpha, K, C)
@@ -126,8 +162,12 @@ class SparseWinogradWeights:
         """The same weights with values in ``dtype`` (no copy if it already is)."""
         if self.values.dtype == np.dtype(dtype):
             return self
-        return SparseWinogradWeights(self.indptr, self.indices,
-                                     self.values.astype(dtype), self.shape)
+        with np.errstate(over="ignore"):
+            values = self.values.astype(dtype)
+        if not np.isfinite(values).all():
+            raise ValueError(f"U has values beyond the range of {np.dtype(dtype)}: pass x in "
+                             "float64 to compute in float64")
+        return SparseWinogradWeights(self.indptr, self.indices, values, self.shape)
 
 
 def plan_tasks(N: int, th: int, tw: int, K: int, threads: int,
@@ -269,12 +309,14 @@ def winograd_conv2d(
 
 def _conv(x, U, bias, padding, m, points, relu, backend, return_multiplies, do_mac=True):
     x = check_data(x, dtype=None)
-    dt = np.float64 if x.dtype == np.float64 else np.float32
+    # 8 bytes or more (float64, longdouble, either byte order) computes in float64
+    dt = np.float64 if x.dtype.itemsize >= 8 else np.float32
     x = np.ascontiguousarray(x, dtype=dt)
+    relu = check_relu(relu)
     m = check_m(m)
     if not isinstance(U, SparseWinogradWeights):
         U = check_winograd_weights(U, x.shape[1], m, dtype=None)
-        U = SparseWinogradWeights.from_dense(U, dtype=dt)
+        U = SparseWinogradWeights.from_dense(U)  # cast below, with a range check
     elif U.shape[1] != x.shape[1] or U.shape[2] < m:
         raise ValueError(f"packed U has shape {U.shape}: expected (K, {x.shape[1]}, alpha, "
                          f"alpha) with alpha >= m = {m}")
@@ -287,6 +329,9 @@ def _conv(x, U, bias, padding, m, points, relu, backend, return_multiplies, do_m
     t = transforms(m, r, points, dtype=dt)
     th, tw = tile_counts(h_out, w_out, m)
     kern = _kernels(backend)
+    if x.shape[0] == 0:  # an empty batch: nothing to plan
+        y = np.zeros((0, K, h_out, w_out), dtype=dt)
+        return (y, 0) if return_multiplies else y
     if kern is None:
         y = _numpy_path(x, U.to_dense(), (ph, pw), t, relu, (h_out, w_out))
         mults = K * C * alpha * alpha * x.shape[0] * th * tw

@@ -167,7 +167,8 @@ def prune_magnitude(a, density: float, mask=None) -> Pruned:
         raise TypeError(f"a must be a non-empty real numeric array, got {arr.dtype} {arr.shape}")
     if np.isnan(arr).any():
         raise ValueError("a contains NaN, which has no magnitude to rank")
-    return _prune_by_score(arr, np.abs(arr).astype(np.float64), density, mask)
+    # float64 first: abs of the most negative integer overflows in its own dtype
+    return _prune_by_score(arr, np.abs(arr.astype(np.float64)), density, mask)
 
 
 def _nonzero_beyond_rounding(v: np.ndarray, bound: np.ndarray, alpha: int) -> np.ndarray:

@@ -147,8 +147,14 @@ def relative_error(actual, desired) -> float:
     >>> relative_error([3.0, 4.0], [3.0, 4.5]) == 0.5 / math.hypot(3.0, 4.5)
     True
     """
-    a = _to_numpy(actual).astype(np.float64)
-    d = _to_numpy(desired).astype(np.float64)
+    a, d = _to_numpy(actual), _to_numpy(desired)
+    for name, v in (("actual", a), ("desired", d)):
+        if v.dtype.kind not in "biuf":
+            raise TypeError(f"{name} must be a real numeric array, got dtype {v.dtype}")
+    if a.shape != d.shape:
+        raise ValueError(f"actual has shape {a.shape} but desired has shape {d.shape}: "
+                         "expected the same shape")
+    a, d = a.astype(np.float64), d.astype(np.float64)
     scale = np.linalg.norm(d)
     diff = np.linalg.norm(a - d)
     # an all-zero desired: only an all-zero actual is close

@@ -13,6 +13,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from winolab._validate import check_m, check_size
 from winolab.derive import PointSpec, cook_toom, resolve_points
 
 __all__ = ["WinogradTransforms", "tile", "tile_counts", "transforms", "untile"]
@@ -100,6 +101,8 @@ def tile_counts(h_out: int, w_out: int, m: int) -> tuple[int, int]:
     >>> tile_counts(32, 31, 4)
     (8, 8)
     """
+    h_out, w_out = check_size(h_out, "h_out"), check_size(w_out, "w_out")
+    m = check_m(m)
     return -(-h_out // m), -(-w_out // m)
 
 
@@ -114,7 +117,13 @@ def tile(x: np.ndarray, m: int, r: int) -> np.ndarray:
     >>> tile(np.zeros((1, 1, 6, 6)), m=2, r=3).shape
     (1, 1, 2, 2, 4, 4)
     """
+    x = np.asarray(x)
+    if x.ndim != 4:
+        raise ValueError(f"x must have shape (N, C, H, W), got {x.ndim} dimensions {x.shape}")
+    m, r = check_m(m), check_size(r, "r (filter size)")
     N, C, H, W = x.shape
+    if H < r or W < r:
+        raise ValueError(f"x of {H} x {W} is smaller than the {r} x {r} filter: no output")
     alpha = m + r - 1
     th, tw = tile_counts(H - r + 1, W - r + 1, m)
     need_h, need_w = (th - 1) * m + alpha, (tw - 1) * m + alpha
@@ -134,7 +143,14 @@ def untile(Y: np.ndarray, h_out: int, w_out: int) -> np.ndarray:
     >>> untile(np.ones((1, 1, 2, 2, 2, 2)), 3, 3).shape
     (1, 1, 3, 3)
     """
+    Y = np.asarray(Y)
+    if Y.ndim != 6 or Y.shape[-1] != Y.shape[-2]:
+        raise ValueError(f"Y must have shape (N, K, tiles_h, tiles_w, m, m), got {Y.shape}")
     N, K, th, tw, m, _ = Y.shape
+    h_out, w_out = check_size(h_out, "h_out"), check_size(w_out, "w_out")
+    if not ((th - 1) * m < h_out <= th * m and (tw - 1) * m < w_out <= tw * m):
+        raise ValueError(f"({h_out}, {w_out}) does not fit {th} x {tw} tiles of m = {m}: "
+                         f"expected ({(th - 1) * m + 1}..{th * m}, {(tw - 1) * m + 1}..{tw * m})")
     # (N, K, tiles_h, m, tiles_w, m) -> (N, K, tiles_h*m, tiles_w*m), then crop the overhang
     y = Y.transpose(0, 1, 2, 4, 3, 5).reshape(N, K, th * m, tw * m)
     return y[:, :, :h_out, :w_out]

@@ -25,6 +25,7 @@ import pickle
 import tarfile
 import tempfile
 import zipfile
+import zlib
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -239,7 +240,7 @@ def _decode_zip(path: Path) -> dict[str, np.ndarray]:
             for name in members:
                 split, cls = name.split("/")[-3:-1]
                 by_split.setdefault(split, []).append((cls, name, zf.read(name)))
-    except (zipfile.BadZipFile, OSError, EOFError) as exc:
+    except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as exc:
         raise ValueError(f"corrupt zip file {path}: {exc}") from exc
     if not by_split:
         raise ValueError(f"{path} holds no images in {{split}}/{{class}}/ folders")
