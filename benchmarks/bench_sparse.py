@@ -158,6 +158,16 @@ def break_even(rows: list[dict]) -> list[dict]:
     return out
 
 
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
 def provenance(argv, load_start=None) -> dict:
     import numba
     import torch
@@ -177,6 +187,7 @@ def provenance(argv, load_start=None) -> dict:
         "clock": CLOCK.__name__, "m": 2, "dtype": "float32",
         "data": "ReLU(randn) input, Kaiming randn weights, seed 0",
         "cpus": os.cpu_count(),
+        "cpu_model": _cpu_model(),
         # the machine is shared: the 1-minute load average when the run started and ended
         "load_average": {"start": load_start, "end": os.getloadavg()[0]},
     }
