@@ -1,8 +1,9 @@
 """winolab.derive against the published matrices (exactly, as sympy Rationals) and algebra.
 
 Golden values are typed in from andravin/wincnn's README (F(2,3), F(4,3), F(6,3) with the
-NNPACK points), Lavin & Gray's paper (F(2,3) with the other sign of the infinity row) and
-oneDNN's benchdnn ref_wino.cpp (F(4,3) with points 0, +-5/8, +-3/2).
+NNPACK points), Lavin & Gray's paper (F(2,3) with the other sign of the infinity row, and
+F(4,3)), IntelLabs/SkimCaffe's include/caffe/util/winograd.hpp (F(4x4,5x5) in the scaled NNPACK
+form that Yu et al. use) and oneDNN's benchdnn ref_wino.cpp (F(4,3) with points 0, +-5/8, +-3/2).
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from winolab.derive import (
+    CONVENTIONS,
+    DEFAULT_CONVENTION,
     POINT_SETS,
     CookToom,
     cook_toom,
@@ -84,10 +87,97 @@ LAVIN_F23 = {
 )
 def test_published_wincnn_matrices_exactly(m, points, golden):
     for spec in (points, None, "lavin"):  # explicit points and the default set agree
-        ct = cook_toom(m, 3, spec)
+        ct = cook_toom(m, 3, spec, convention="wincnn")
         for name in ("AT", "G", "BT"):
             assert getattr(ct, name) == exact(golden[name]), (m, name)
             assert all(isinstance(v, sympy.Rational) for v in getattr(ct, name))
+
+
+# Lavin & Gray (2016), F(4x4, 3x3) as printed: wincnn's matrices, signs included.
+LAVIN_F43 = F43
+# SkimCaffe's WinogradParameters<5> (stored there as A = AT^T, B = BT^T): the points
+# 0, 1, -1, 2, -2, 1/2, -1/2 with the AT columns of +-1/2 scaled by 8 and G's rows by 1/8.
+SKIMCAFFE_F45 = {
+    "AT": [[1, 1, 1, 1, 1, 8, 8, 0], [0, 1, -1, 2, -2, 4, -4, 0],
+           [0, 1, 1, 4, 4, 2, 2, 0], [0, 1, -1, 8, -8, 1, -1, 1]],
+    "G": [[1, 0, 0, 0, 0],
+          ["-2/9", "-2/9", "-2/9", "-2/9", "-2/9"],
+          ["-2/9", "2/9", "-2/9", "2/9", "-2/9"],
+          ["1/90", "1/45", "2/45", "4/45", "8/45"],
+          ["1/90", "-1/45", "2/45", "-4/45", "8/45"],
+          ["4/45", "2/45", "1/45", "1/90", "1/180"],
+          ["4/45", "-2/45", "1/45", "-1/90", "1/180"],
+          [0, 0, 0, 0, 1]],
+    "BT": [[1, 0, "-21/4", 0, "21/4", 0, -1, 0],
+           [0, 1, 1, "-17/4", "-17/4", 1, 1, 0],
+           [0, -1, 1, "17/4", "-17/4", -1, 1, 0],
+           [0, "1/2", "1/4", "-5/2", "-5/4", 2, 1, 0],
+           [0, "-1/2", "1/4", "5/2", "-5/4", -2, 1, 0],
+           [0, 2, 4, "-5/2", -5, "1/2", 1, 0],
+           [0, -2, 4, "5/2", -5, "-1/2", 1, 0],
+           [0, -1, 0, "21/4", 0, "-21/4", 0, 1]],
+}
+
+
+@pytest.mark.parametrize(("m", "golden"), [(2, LAVIN_F23), (4, LAVIN_F43)])
+def test_default_is_lavin_and_gray_as_printed(m, golden):
+    assert DEFAULT_CONVENTION == "lavin"
+    for ct in (cook_toom(m, 3), cook_toom(m, 3, convention="lavin")):
+        assert ct.convention == "lavin"
+        for name in ("AT", "G", "BT"):
+            assert getattr(ct, name) == exact(golden[name]), (m, name)
+
+
+def test_nnpack_convention_is_skimcaffe_f45_exactly():
+    ct = cook_toom(4, 5, convention="nnpack")
+    for name in ("AT", "G", "BT"):
+        assert getattr(ct, name) == exact(SKIMCAFFE_F45[name]), name
+    # AT_yu = AT D and G_yu = D^-1 G against wincnn's, D = diag(1, 1, 1, 1, 1, 8, 8, 1)
+    plain = cook_toom(4, 5, convention="wincnn")
+    D = sympy.diag(1, 1, 1, 1, 1, 8, 8, 1)
+    assert ct.AT == plain.AT * D and ct.G == D.inv() * plain.G and ct.BT == plain.BT
+    assert verify(ct, ndim=2)
+
+
+@pytest.mark.parametrize("convention", sorted(CONVENTIONS))
+@pytest.mark.parametrize(
+    ("m", "r", "points"),
+    [(2, 3, None), (4, 3, None), (4, 5, None), (6, 3, None), (3, 2, None), (4, 3, "barabasz"),
+     (4, 3, "onednn"), (3, 3, ("1/3", -2, 5, "-7/2"))],
+)
+def test_every_convention_is_a_diagonal_change_of_basis(convention, m, r, points):
+    """``S BT``, ``D G`` and ``AT (S D)^-1`` with diagonal S, D: proved correct in every form."""
+    ct = cook_toom(m, r, points, convention=convention)
+    base = cook_toom(m, r, points, convention="wincnn")
+    a = ct.alpha
+    for i in range(a):  # row i of BT is row i of wincnn's times a sign
+        ratios = {ct.BT[i, j] / base.BT[i, j] for j in range(a) if base.BT[i, j] != 0}
+        assert len(ratios) == 1 and ratios.pop() in (1, -1)
+        g_ratios = {ct.G[i, j] / base.G[i, j] for j in range(r) if base.G[i, j] != 0}
+        assert len(g_ratios) == 1 and g_ratios.pop() > 0  # and of G times a positive scale
+    for ndim in (1, 2):
+        for form in ("correlation", "convolution"):
+            assert verify(ct, form, ndim=ndim)
+
+
+def test_conventions_differ_where_documented():
+    lavin, wincnn = cook_toom(2, 3), cook_toom(2, 3, convention="wincnn")
+    assert list(lavin.BT.row(3)) == [0, 1, 0, -1] and list(lavin.AT.col(3)) == [0, -1]
+    assert list(wincnn.BT.row(3)) == [0, -1, 0, 1] and list(wincnn.AT.col(3)) == [0, 1]
+    assert lavin.G == wincnn.G
+    base = cook_toom(4, 3, convention="wincnn")
+    for conv in CONVENTIONS:  # no fractional point: nnpack is wincnn; lavin's F(4, 3) too
+        ct = cook_toom(4, 3, convention=conv)
+        assert (ct.AT, ct.G, ct.BT) == (base.AT, base.G, base.BT)
+    # with fractional points nnpack rescales, and lavin flips F(6, 3)'s infinity row
+    assert cook_toom(6, 3, convention="nnpack").AT != cook_toom(6, 3, convention="wincnn").AT
+    assert cook_toom(6, 3).BT.row(7) == -cook_toom(6, 3, convention="wincnn").BT.row(7)
+
+
+@pytest.mark.parametrize("bad", ["Lavin", "", None, 2, "skimcaffe"])
+def test_unknown_convention_is_refused(bad):
+    with pytest.raises(ValueError, match="convention"):
+        cook_toom(2, 3, convention=bad)
 
 
 def test_onednn_f43_constants():
@@ -140,9 +230,9 @@ def test_residual_2d_is_zero_and_agrees_with_verify(m, r):
         assert residual(ct, form, ndim=2).is_zero_matrix == verify(ct, form, ndim=2) is True
 
 
-def test_lavin_printed_sign_variant_passes():
-    ct = CookToom(2, 3, (0, 1, -1), *(exact(LAVIN_F23[n]) for n in ("AT", "G", "BT")))
-    assert ct.BT != cook_toom(2, 3).BT  # really the other variant
+def test_wincnn_sign_variant_built_by_hand_passes():
+    ct = CookToom(2, 3, (0, 1, -1), *(exact(F23[n]) for n in ("AT", "G", "BT")))
+    assert ct.BT != cook_toom(2, 3).BT  # really the other variant of the default
     for ndim in (1, 2):
         assert verify(ct, ndim=ndim)
         for form in ("correlation", "convolution"):

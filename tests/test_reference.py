@@ -191,6 +191,69 @@ def test_winograd_relu_matches_naive_loop_and_is_not_spatial_relu(m, H, W, paddi
         assert_conv_close(spatial, want, m, None, F64, 3)
 
 
+# Lavin & Gray's printed F(2x2, 3x3), which Liu et al.'s Winograd-ReLU kernels use; typed in
+# here so that this oracle does not go through winolab.derive.
+LIU_BT = np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], dtype=float)
+LIU_AT = np.array([[1, 1, 1, 0], [0, 1, -1, -1]], dtype=float)
+
+
+def liu_winograd_relu_forward(x, U, padding):
+    """Liu et al.'s Winograd-ReLU forward pass, written from the published matrices alone.
+
+    Zero-pad, cut the padded input into 4 x 4 tiles at stride 2 (the last ones zero-extended),
+    V = ReLU(BT d B), M = sum_c U[k, c] * V, y = AT M A, crop to the valid output.
+    """
+    N, C, H, W = x.shape
+    K = U.shape[0]
+    xp = np.zeros((N, C, H + 2 * padding + 2, W + 2 * padding + 2))
+    xp[:, :, padding:padding + H, padding:padding + W] = x
+    h_out, w_out = H + 2 * padding - 2, W + 2 * padding - 2
+    y = np.zeros((N, K, h_out + 1, w_out + 1))
+    for n in range(N):
+        for ti in range(0, h_out, 2):
+            for tj in range(0, w_out, 2):
+                V = [np.maximum(LIU_BT @ xp[n, c, ti:ti + 4, tj:tj + 4] @ LIU_BT.T, 0)
+                     for c in range(C)]
+                for k in range(K):
+                    M = sum(U[k, c] * V[c] for c in range(C))
+                    y[n, k, ti:ti + 2, tj:tj + 2] = LIU_AT @ M @ LIU_AT.T
+    return y[:, :, :h_out, :w_out]
+
+
+@pytest.mark.parametrize(("H", "W", "padding"), [(8, 8, 1), (7, 7, 1), (6, 9, 0), (5, 4, 1)])
+def test_winograd_relu_is_liu_et_al_forward_pass(H, W, padding):
+    x = rand(2, 3, H, W, seed=21)
+    U = rand(4, 3, 4, 4, seed=22)
+    want = liu_winograd_relu_forward(x, U, padding)
+    got = winograd_domain_conv2d(x, U, None, padding, 2, relu=True)  # the default convention
+    assert_conv_close(got, want, 2, None, F64, 3)
+    got = winograd_domain_conv2d(x, U, None, padding, 2, relu=True, convention="lavin")
+    assert_conv_close(got, want, 2, None, F64, 3)
+
+
+def test_conventions_agree_for_linear_layers_and_differ_under_relu():
+    x, w = rand(2, 3, 8, 8, seed=23), rand(4, 3, 3, 3, seed=24)
+    lin = {c: winograd_conv2d(x, w, None, 1, 2, convention=c) for c in ("lavin", "wincnn")}
+    assert_conv_close(lin["lavin"], lin["wincnn"], 2, None, F64, 3)
+    # the same spatial kernel under each convention, with the ReLU in the Winograd domain
+    relu = {
+        c: winograd_domain_conv2d(x, filter_transform(w, 2, convention=c), None, 1, 2,
+                                  relu=True, convention=c)
+        for c in ("lavin", "wincnn")
+    }
+    assert relative_error(relu["wincnn"], relu["lavin"]) > 0.05
+    # where they differ: the entries of V with exactly one index 3 change sign
+    Vl = input_transform(x, 3, 2, 1)
+    Vw = input_transform(x, 3, 2, 1, convention="wincnn")
+    one3 = np.zeros((4, 4), bool)
+    one3[3, :3] = one3[:3, 3] = True
+    np.testing.assert_array_equal(Vw[..., one3], -Vl[..., one3])
+    np.testing.assert_array_equal(Vw[..., ~one3], Vl[..., ~one3])
+    # and no U makes the wincnn layer equal to Liu's on these inputs: the ReLU keeps the
+    # positive part of different numbers, so the Winograd-domain outputs differ in support
+    assert not np.array_equal(np.maximum(Vl, 0) > 0, np.maximum(Vw, 0) > 0)
+
+
 def test_float32_and_float16_inputs_give_float64_outputs():
     x, w = rand(1, 2, 6, 6).astype(np.float32), rand(3, 2, 3, 3).astype(np.float16)
     U = filter_transform(w)

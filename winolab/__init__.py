@@ -8,7 +8,7 @@ need their extras and say which one when it is missing.
 
 >>> import winolab
 >>> winolab.cook_toom(2, 3).BT.tolist()
-[[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, -1, 0, 1]]
+[[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]]
 """
 
 from __future__ import annotations

@@ -17,6 +17,14 @@ points plus the point at infinity (the "modified" Toom-Cook algorithm every libr
 With ``fractions_in="G"`` (the default, as in wincnn) the Lagrange fractions sit in ``G``, which
 is applied to the weights offline, so ``AT`` and ``BT`` keep small integers where possible.
 Everything here is exact: points are sympy Rationals, never floats.
+
+The construction fixes the matrices only up to a diagonal change of basis of the Winograd
+domain: for any invertible diagonal ``S`` and ``D``, the matrices ``AT (S D)^-1``, ``D G`` and
+``S BT`` compute the same linear convolution. A *convention* picks one (see
+:data:`CONVENTIONS`). For a linear layer the choice is invisible; once a ReLU acts on
+``BT d B`` (Liu et al.'s Winograd-ReLU layer) a sign flip of a row of ``BT`` changes the
+function, and once pruning thresholds compare entries of ``U = G g GT`` a scaled row of ``G``
+changes which entries are kept, so there the convention is part of the model.
 """
 
 from __future__ import annotations
@@ -32,9 +40,13 @@ from typing import Literal
 import sympy
 
 __all__ = [
+    "CONVENTIONS",
+    "DEFAULT_CONVENTION",
     "POINT_SETS",
+    "Convention",
     "CookToom",
     "Nested2D",
+    "check_convention",
     "cook_toom",
     "nested",
     "residual",
@@ -53,13 +65,43 @@ POINT_SETS: dict[str, tuple[sympy.Rational, ...]] = {
         R(0), R(1), R(-1), R(2), R(-2), R(1, 2), R(-1, 2),
         R(3), R(-3), R(1, 3), R(-1, 3), R(4), R(-4), R(1, 4), R(-1, 4),
     ),
-    # Barabasz, Anderson, Soodhalter & Gregg (2020), as tabulated in TVM's winograd_util.py;
-    # every prefix is their "best" set for that size, up to F(8, 3).
+    # Barabasz, Anderson, Soodhalter & Gregg (2020), as tabulated in TVM's winograd_util.py.
+    # The prefixes for F(2, 3)..F(5, 3) are their "best" sets in their order; for F(6, 3)..F(8, 3)
+    # a prefix holds the same points in another order, which only permutes rows and columns.
     "barabasz": (R(0), R(-1), R(1), R(1, 2), R(-2), R(-1, 2), R(2), R(-1, 4), R(4)),
     # oneDNN's reference F(4, 3) (benchdnn ref_wino.cpp): exactly five finite points.
     "onednn": (R(0), R(5, 8), R(-5, 8), R(3, 2), R(-3, 2)),
 }
 _FIXED_SIZE_SETS = {"onednn"}
+
+Convention = Literal["lavin", "wincnn", "nnpack"]
+
+#: The sign and scale conventions of the derived matrices. All of them start from the
+#: Lagrange construction above with ``BT``'s first row made to start positive (``BT[0, 0] > 0``;
+#: wincnn instead makes the Lagrange denominator of row 0 positive, which agrees when the first
+#: point is 0, as in every named point set).
+CONVENTIONS: dict[str, str] = {
+    "lavin": (
+        "Lavin & Gray's printed matrices, which Liu et al.'s Winograd-ReLU code uses: the "
+        "infinity row of BT (and the infinity column of AT) is negated where needed so that its "
+        "first nonzero entry is positive. F(2, 3) gets BT[3] = [0, 1, 0, -1] and "
+        "AT[:, 3] = [0, -1]; F(4, 3) equals wincnn's."
+    ),
+    "wincnn": (
+        "andravin/wincnn's matrices: the infinity row of BT holds the coefficients of the monic "
+        "polynomial prod_i (x - p_i), so F(2, 3) gets BT[3] = [0, -1, 0, 1] and AT[:, 3] = [0, 1]."
+    ),
+    "nnpack": (
+        "wincnn's signs, with the AT column of every fractional point p = a/b scaled by "
+        "b^(m - 1) so that AT is integral, and the matching row of G divided by the same "
+        "factor: the F(4x4, 5x5) matrices of SkimCaffe and Yu et al. (from NNPACK), "
+        "AT D and D^-1 G with D = diag(1, 1, 1, 1, 1, 8, 8, 1)."
+    ),
+}
+
+#: The convention every function uses unless told otherwise: Liu et al.'s, so that
+#: Winograd-ReLU layers compute what the authors' layers compute.
+DEFAULT_CONVENTION: Convention = "lavin"
 
 PointSpec = str | Sequence[int | str | Fraction | float | sympy.Rational] | None
 
@@ -76,6 +118,8 @@ class CookToom:
         The ``alpha - 1`` finite interpolation points (infinity is implicit).
     AT, G, BT : sympy.ImmutableMatrix
         ``(m, alpha)``, ``(alpha, r)`` and ``(alpha, alpha)`` exact matrices.
+    convention : str
+        The sign/scale convention (a key of :data:`CONVENTIONS`).
     """
 
     m: int
@@ -84,6 +128,7 @@ class CookToom:
     AT: sympy.ImmutableMatrix
     G: sympy.ImmutableMatrix
     BT: sympy.ImmutableMatrix
+    convention: str = DEFAULT_CONVENTION
 
     @property
     def alpha(self) -> int:
@@ -191,8 +236,27 @@ def _lagrange_denominators(points: tuple[sympy.Rational, ...]) -> list[sympy.Rat
     return [*f, R(1)]
 
 
+def check_convention(convention: object) -> str:
+    """The convention's name, or a ValueError listing the known ones.
+
+    >>> check_convention("wincnn")
+    'wincnn'
+    """
+    if not isinstance(convention, str) or convention not in CONVENTIONS:
+        raise ValueError(
+            f"unknown convention {convention!r}; expected one of {sorted(CONVENTIONS)}"
+        )
+    return convention
+
+
+def _first_nonzero(row) -> sympy.Rational:
+    return next(v for v in row if v != 0)
+
+
 @lru_cache(maxsize=128)
-def _cook_toom_cached(m: int, r: int, points: tuple, fractions_in: str) -> CookToom:
+def _cook_toom_cached(
+    m: int, r: int, points: tuple, fractions_in: str, convention: str
+) -> CookToom:
     alpha = m + r - 1
     f = _lagrange_denominators(points)
     D = sympy.diag(*f)
@@ -204,10 +268,20 @@ def _cook_toom_cached(m: int, r: int, points: tuple, fractions_in: str) -> CookT
     BT = (_vandermonde(points, alpha).inv()).T
     if fractions_in == "G":
         G, BT = D.inv() * G, D * BT
-    # Sign convention (wincnn): the first row of BT starts positive.
+    # The first row of BT starts positive (see CONVENTIONS for the other rows).
     if BT[0, 0] < 0:
         BT[0, :] = -BT[0, :]
         G[0, :] = -G[0, :]
+    if convention == "lavin" and _first_nonzero(BT[alpha - 1, :]) < 0:
+        # S = diag(1, ..., 1, -1): BT -> S BT, AT -> AT S (S = S^-1)
+        BT[alpha - 1, :] = -BT[alpha - 1, :]
+        AT[:, alpha - 1] = -AT[:, alpha - 1]
+    if convention == "nnpack":
+        for i, p in enumerate(points):
+            # D_ii = b^(m-1) for p = a/b: AT -> AT D, G -> D^-1 G
+            scale = sympy.Integer(p.q) ** (m - 1)
+            AT[:, i] = AT[:, i] * scale
+            G[i, :] = G[i, :] / scale
     return CookToom(
         m=m,
         r=r,
@@ -215,11 +289,17 @@ def _cook_toom_cached(m: int, r: int, points: tuple, fractions_in: str) -> CookT
         AT=sympy.ImmutableMatrix(AT),
         G=sympy.ImmutableMatrix(G),
         BT=sympy.ImmutableMatrix(BT),
+        convention=convention,
     )
 
 
 def cook_toom(
-    m: int, r: int, points: PointSpec = None, fractions_in: Literal["G", "BT"] = "G"
+    m: int,
+    r: int,
+    points: PointSpec = None,
+    fractions_in: Literal["G", "BT"] = "G",
+    *,
+    convention: Convention = DEFAULT_CONVENTION,
 ) -> CookToom:
     """Derive the exact F(m, r) matrices by the Cook-Toom / Lagrange construction.
 
@@ -235,6 +315,10 @@ def cook_toom(
         as ``"5/8"``, sympy Rationals). Infinity is always the last point.
     fractions_in : {"G", "BT"}
         Which matrix carries the Lagrange denominators ``1/f_i`` (``"G"`` as in wincnn).
+    convention : {"lavin", "wincnn", "nnpack"}
+        Sign and scale convention (:data:`CONVENTIONS`); ``"lavin"`` by default, Lavin & Gray's
+        printed matrices. Every convention computes the same linear convolution; they differ
+        once a ReLU or a threshold acts in the Winograd domain.
 
     Returns
     -------
@@ -245,16 +329,23 @@ def cook_toom(
     --------
     >>> F23 = cook_toom(2, 3)
     >>> F23.BT.tolist()
-    [[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, -1, 0, 1]]
+    [[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]]
+    >>> F23.AT.tolist()
+    [[1, 1, 1, 0], [0, 1, -1, -1]]
     >>> F23.G.tolist()
     [[1, 0, 0], [1/2, 1/2, 1/2], [1/2, -1/2, 1/2], [0, 0, 1]]
+    >>> cook_toom(2, 3, convention="wincnn").BT[3, :].tolist()
+    [[0, -1, 0, 1]]
+    >>> cook_toom(4, 5, convention="nnpack").AT[:, 5].T.tolist()
+    [[8, 4, 2, 1]]
     >>> cook_toom(4, 3, "onednn").BT[0, :].tolist()
     [[225/256, 0, -169/64, 0, 1, 0]]
     """
     if fractions_in not in ("G", "BT"):
         raise ValueError(f"fractions_in must be 'G' or 'BT', got {fractions_in!r}")
+    convention = check_convention(convention)
     pts = resolve_points(m, r, points)
-    return _cook_toom_cached(m, r, pts, fractions_in)
+    return _cook_toom_cached(m, r, pts, fractions_in, convention)
 
 
 def nested(ct: CookToom) -> Nested2D:

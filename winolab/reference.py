@@ -27,7 +27,7 @@ from winolab._validate import (
     check_winograd_weights,
     output_size,
 )
-from winolab.derive import PointSpec
+from winolab.derive import DEFAULT_CONVENTION, Convention, PointSpec
 from winolab.transforms import tile, transforms, untile
 
 __all__ = [
@@ -83,7 +83,13 @@ def direct_conv2d(
     return y
 
 
-def filter_transform(w: np.ndarray, m: int = 2, points: PointSpec = None) -> np.ndarray:
+def filter_transform(
+    w: np.ndarray,
+    m: int = 2,
+    points: PointSpec = None,
+    *,
+    convention: Convention = DEFAULT_CONVENTION,
+) -> np.ndarray:
     """Winograd-domain filters ``U = G g GT`` for every (k, c), shape ``(K, C, alpha, alpha)``.
 
     >>> U = filter_transform(np.ones((1, 1, 3, 3)))
@@ -95,13 +101,19 @@ def filter_transform(w: np.ndarray, m: int = 2, points: PointSpec = None) -> np.
     """
     w = check_spatial_weights(w, None)
     m = check_m(m)
-    t = transforms(m, w.shape[-1], points)
+    t = transforms(m, w.shape[-1], points, convention=convention)
     # U = G g GT   (book: ch. 4)
     return np.einsum("au,kcuv,bv->kcab", t.G, w, t.G)
 
 
 def input_transform(
-    x: np.ndarray, r: int = 3, m: int = 2, padding: int | tuple = 0, points: PointSpec = None
+    x: np.ndarray,
+    r: int = 3,
+    m: int = 2,
+    padding: int | tuple = 0,
+    points: PointSpec = None,
+    *,
+    convention: Convention = DEFAULT_CONVENTION,
 ) -> np.ndarray:
     """Transformed input tiles ``V = BT d B``, shape ``(N, C, tiles_h, tiles_w, alpha, alpha)``.
 
@@ -117,7 +129,7 @@ def input_transform(
     r = check_size(r, "r (filter size)")
     ph, pw = check_padding(padding)
     output_size(x.shape, (r, r), (ph, pw))
-    t = transforms(m, r, points)
+    t = transforms(m, r, points, convention=convention)
     xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
     d = tile(xp, m, r)  # (N, C, tiles_h, tiles_w, alpha, alpha)
     # V = BT d B   (book: ch. 4)
@@ -125,7 +137,12 @@ def input_transform(
 
 
 def output_transform(
-    M: np.ndarray, out_shape: tuple[int, int], m: int = 2, points: PointSpec = None
+    M: np.ndarray,
+    out_shape: tuple[int, int],
+    m: int = 2,
+    points: PointSpec = None,
+    *,
+    convention: Convention = DEFAULT_CONVENTION,
 ) -> np.ndarray:
     """Output tiles ``Y = AT M A`` assembled into ``(N, K, h_out, w_out)``.
 
@@ -151,7 +168,7 @@ def output_transform(
         raise ValueError(f"out_shape {tuple(out_shape)} does not fit {th} x {tw} tiles of "
                          f"m = {m}: expected ({(th - 1) * m + 1}..{th * m}, "
                          f"{(tw - 1) * m + 1}..{tw * m})")
-    t = transforms(m, r, points)
+    t = transforms(m, r, points, convention=convention)
     # Y = AT M A   (book: ch. 4)
     Y = np.einsum("ia,nkpqab,jb->nkpqij", t.AT, M, t.AT, optimize=True)
     return untile(Y, h_out, w_out)
@@ -164,6 +181,8 @@ def winograd_conv2d(
     padding: int | tuple = 0,
     m: int = 2,
     points: PointSpec = None,
+    *,
+    convention: Convention = DEFAULT_CONVENTION,
 ) -> np.ndarray:
     """Convolution by Winograd's F(m x m, r x r): ``Y = AT [sum_c (G g GT) * (BT d B)] A``.
 
@@ -180,6 +199,8 @@ def winograd_conv2d(
         Output tile size; ``alpha = m + r - 1``.
     points : str or sequence, optional
         Interpolation points (see :func:`winolab.derive.cook_toom`).
+    convention : {"lavin", "wincnn", "nnpack"}
+        Sign/scale convention of the matrices; a linear layer gives the same result with each.
 
     No stride, dilation or groups: see the module docstring for the decimation trick.
 
@@ -193,8 +214,8 @@ def winograd_conv2d(
     """
     x = check_data(x)
     w = check_spatial_weights(w, x.shape[1])
-    U = filter_transform(w, m, points)
-    return winograd_domain_conv2d(x, U, bias, padding, m, points)
+    U = filter_transform(w, m, points, convention=convention)
+    return winograd_domain_conv2d(x, U, bias, padding, m, points, convention=convention)
 
 
 def winograd_domain_conv2d(
@@ -205,6 +226,8 @@ def winograd_domain_conv2d(
     m: int = 2,
     points: PointSpec = None,
     relu: bool = False,
+    *,
+    convention: Convention = DEFAULT_CONVENTION,
 ) -> np.ndarray:
     """The Winograd layer: weights live in the Winograd domain (Li et al.; Liu et al.).
 
@@ -224,6 +247,12 @@ def winograd_domain_conv2d(
     points : str or sequence, optional
     relu : bool
         Apply ReLU to the transformed input tiles (Liu et al.'s Winograd-ReLU).
+    convention : {"lavin", "wincnn", "nnpack"}
+        Sign/scale convention of ``AT``, ``G``, ``BT``. ``U`` must come from the same
+        convention. The default, ``"lavin"``, is the one of Liu et al.'s code: with
+        ``relu=True`` the convention is part of the model, because ``ReLU(BT d B)`` keeps other
+        entries when a row of ``BT`` changes sign (book: ch. 7). Choosing another one for a
+        Winograd-ReLU layer gives a different layer, not a different basis for the same one.
 
     Examples
     --------
@@ -242,12 +271,13 @@ def winograd_domain_conv2d(
     ph, pw = check_padding(padding)
     h_out, w_out = output_size(x.shape, (r, r), (ph, pw))
     bias = check_bias(bias, K)
-    V = input_transform(x, r, m, (ph, pw), points)  # (N, C, tiles_h, tiles_w, alpha, alpha)
+    # (N, C, tiles_h, tiles_w, alpha, alpha)
+    V = input_transform(x, r, m, (ph, pw), points, convention=convention)
     if relu:
         V = np.maximum(V, 0.0)
     # M = sum_c U * V   (the only multiplications: alpha^2 per tile per (k, c))
     M = np.einsum("kcab,ncijab->nkijab", U, V, optimize=True)
-    y = output_transform(M, (h_out, w_out), m, points)
+    y = output_transform(M, (h_out, w_out), m, points, convention=convention)
     if bias is not None:
         y = y + bias[None, :, None, None]
     return y

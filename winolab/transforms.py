@@ -14,7 +14,14 @@ from functools import lru_cache
 import numpy as np
 
 from winolab._validate import check_m, check_size
-from winolab.derive import PointSpec, cook_toom, resolve_points
+from winolab.derive import (
+    DEFAULT_CONVENTION,
+    Convention,
+    PointSpec,
+    check_convention,
+    cook_toom,
+    resolve_points,
+)
 
 __all__ = ["WinogradTransforms", "tile", "tile_counts", "transforms", "untile"]
 
@@ -31,6 +38,8 @@ class WinogradTransforms:
         Output tile size and filter size.
     points : tuple of str
         The finite interpolation points as exact fractions (``"1/2"``), infinity implicit.
+    convention : str
+        The sign/scale convention (:data:`winolab.derive.CONVENTIONS`).
     """
 
     AT: np.ndarray
@@ -39,6 +48,7 @@ class WinogradTransforms:
     m: int
     r: int
     points: tuple[str, ...]
+    convention: str = DEFAULT_CONVENTION
 
     @property
     def alpha(self) -> int:
@@ -47,7 +57,12 @@ class WinogradTransforms:
 
 
 def transforms(
-    m: int = 2, r: int = 3, points: PointSpec = None, dtype: np.dtype | type = np.float64
+    m: int = 2,
+    r: int = 3,
+    points: PointSpec = None,
+    dtype: np.dtype | type = np.float64,
+    *,
+    convention: Convention = DEFAULT_CONVENTION,
 ) -> WinogradTransforms:
     """The Winograd matrices of F(m, r) as floats, derived exactly and cached.
 
@@ -59,6 +74,8 @@ def transforms(
         Interpolation points, as in :func:`winolab.derive.cook_toom`.
     dtype : numpy floating dtype
         ``float64`` (default), ``float32`` or ``float16``.
+    convention : {"lavin", "wincnn", "nnpack"}
+        Sign/scale convention, as in :func:`winolab.derive.cook_toom`.
 
     Examples
     --------
@@ -74,13 +91,16 @@ def transforms(
     dt = np.dtype(dtype)
     if dt.kind != "f":
         raise TypeError(f"dtype must be a floating dtype (float16/32/64), got {dt}")
+    convention = check_convention(convention)
     pts = resolve_points(m, r, points)
-    return _transforms_cached(m, r, pts, dt.str)
+    return _transforms_cached(m, r, pts, dt.str, convention)
 
 
 @lru_cache(maxsize=64)
-def _transforms_cached(m: int, r: int, pts: tuple, dt: str) -> WinogradTransforms:
-    ct = cook_toom(m, r, pts)
+def _transforms_cached(
+    m: int, r: int, pts: tuple, dt: str, convention: str
+) -> WinogradTransforms:
+    ct = cook_toom(m, r, pts, convention=convention)
 
     def to_float(M) -> np.ndarray:
         # float(Rational) rounds once, correctly, to float64; then cast
@@ -91,7 +111,7 @@ def _transforms_cached(m: int, r: int, pts: tuple, dt: str) -> WinogradTransform
 
     return WinogradTransforms(
         AT=to_float(ct.AT), G=to_float(ct.G), BT=to_float(ct.BT), m=m, r=r,
-        points=tuple(str(p) for p in pts),
+        points=tuple(str(p) for p in pts), convention=convention,
     )
 
 
@@ -163,8 +183,10 @@ class _CallableModule(types.ModuleType):
     module itself forwards calls: ``winolab.transforms(4, 3)`` works however it was imported.
     """
 
-    def __call__(self, m=2, r=3, points=None, dtype=np.float64) -> WinogradTransforms:
-        return transforms(m, r, points, dtype)
+    def __call__(
+        self, m=2, r=3, points=None, dtype=np.float64, *, convention=DEFAULT_CONVENTION
+    ) -> WinogradTransforms:
+        return transforms(m, r, points, dtype, convention=convention)
 
 
 sys.modules[__name__].__class__ = _CallableModule
