@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from winolab import reference, sparse
 from winolab.counting import exact_winograd_multiplies
 from winolab.sparsity import prune_magnitude
-from winolab.testing import assert_conv_close
+from winolab.testing import assert_conv_close, relative_error
 from winolab.transforms import tile_counts
 
 pytest.importorskip("numba")
@@ -264,3 +264,27 @@ def test_weights_beyond_float32_are_refused_for_float32_input():
     x, U = _small()
     with pytest.raises(ValueError, match="beyond the range of float32"):
         sparse.winograd_domain_conv2d(x.astype(np.float32), U * 1e300)
+
+
+@pytest.mark.parametrize("backend", ["numba", "numpy"])
+@pytest.mark.parametrize("convention", ["lavin", "wincnn"])
+def test_winograd_relu_follows_the_convention_of_its_reference_twin(backend, convention):
+    """Both sign conventions of F(2, 3): the fast layer equals its twin under each, and the
+    default is the reference's default (Liu et al.'s), not wincnn's."""
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((2, 3, 7, 6)).astype(np.float32)
+    U = rng.standard_normal((4, 3, 4, 4))
+    y = sparse.winograd_domain_conv2d(x, U, None, 1, 2, relu=True, backend=backend,
+                                      convention=convention)
+    want = reference.winograd_domain_conv2d(x, U, None, 1, 2, relu=True, convention=convention)
+    assert_conv_close(y, want, m=2)
+    other = "wincnn" if convention == "lavin" else "lavin"
+    assert relative_error(
+        y, reference.winograd_domain_conv2d(x, U, None, 1, 2, relu=True, convention=other)
+    ) > 0.05
+    default = sparse.winograd_domain_conv2d(x, U, None, 1, 2, relu=True, backend=backend)
+    np.testing.assert_array_equal(
+        default,
+        sparse.winograd_domain_conv2d(x, U, None, 1, 2, relu=True, backend=backend,
+                                      convention="lavin"),
+    )

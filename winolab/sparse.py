@@ -32,7 +32,7 @@ from winolab._validate import (
     check_winograd_weights,
     output_size,
 )
-from winolab.derive import PointSpec
+from winolab.derive import DEFAULT_CONVENTION, Convention, PointSpec
 from winolab.reference import filter_transform
 from winolab.transforms import tile, tile_counts, transforms, untile
 
@@ -236,6 +236,7 @@ def winograd_domain_conv2d(
     *,
     backend: Backend = "auto",
     return_multiplies: bool = False,
+    convention: Convention = DEFAULT_CONVENTION,
 ):
     """Fast twin of :func:`winolab.reference.winograd_domain_conv2d`, sparse in ``U``.
 
@@ -248,8 +249,9 @@ def winograd_domain_conv2d(
     U : array (K, C, alpha, alpha) or SparseWinogradWeights
         Winograd-domain weights; pack them once with :meth:`SparseWinogradWeights.from_dense`
         to reuse across calls.
-    bias, padding, m, points, relu
-        As in the reference.
+    bias, padding, m, points, relu, convention
+        As in the reference: the default convention is Liu et al.'s, which a Winograd-ReLU
+        layer (``relu=True``) depends on.
     backend : {"auto", "numba", "numpy"}
     return_multiplies : bool
         Also return the number of multiplications in ``sum_c U * V`` that were performed:
@@ -276,7 +278,8 @@ def winograd_domain_conv2d(
     >>> bool(np.linalg.norm(y - d) / np.linalg.norm(d) < 1e-6)
     True
     """
-    return _conv(x, U, bias, padding, m, points, relu, backend, return_multiplies)
+    return _conv(x, U, bias, padding, m, points, relu, backend, return_multiplies,
+                 convention=convention)
 
 
 def winograd_conv2d(
@@ -289,6 +292,7 @@ def winograd_conv2d(
     *,
     backend: Backend = "auto",
     return_multiplies: bool = False,
+    convention: Convention = DEFAULT_CONVENTION,
 ):
     """Fast twin of :func:`winolab.reference.winograd_conv2d`: ``U = G w GT``, then the layer.
 
@@ -303,11 +307,13 @@ def winograd_conv2d(
     True
     """
     w = check_spatial_weights(w, None, dtype=None)
-    U = filter_transform(w, check_m(m), points)
-    return _conv(x, U, bias, padding, m, points, False, backend, return_multiplies)
+    U = filter_transform(w, check_m(m), points, convention=convention)
+    return _conv(x, U, bias, padding, m, points, False, backend, return_multiplies,
+                 convention=convention)
 
 
-def _conv(x, U, bias, padding, m, points, relu, backend, return_multiplies, do_mac=True):
+def _conv(x, U, bias, padding, m, points, relu, backend, return_multiplies, do_mac=True,
+          convention=DEFAULT_CONVENTION):
     x = check_data(x, dtype=None)
     # 8 bytes or more (float64, longdouble, either byte order) computes in float64
     dt = np.float64 if x.dtype.itemsize >= 8 else np.float32
@@ -326,7 +332,7 @@ def _conv(x, U, bias, padding, m, points, relu, backend, return_multiplies, do_m
     ph, pw = check_padding(padding)
     h_out, w_out = output_size(x.shape, (r, r), (ph, pw))
     bias = check_bias(bias, K, dtype=dt)
-    t = transforms(m, r, points, dtype=dt)
+    t = transforms(m, r, points, dtype=dt, convention=convention)
     th, tw = tile_counts(h_out, w_out, m)
     kern = _kernels(backend)
     if x.shape[0] == 0:  # an empty batch: nothing to plan
