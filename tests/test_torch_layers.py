@@ -52,6 +52,37 @@ def test_winograd_relu_layer_matches_reference():
     assert_conv_close(layer(x), want, m=2)
 
 
+@pytest.mark.parametrize("convention", ["lavin", "wincnn"])
+def test_winograd_relu_layer_follows_its_convention(convention):
+    torch.manual_seed(3)
+    layer = WinogradConv2d(3, 4, m=2, relu_in_winograd=True, dtype=torch.float64,
+                           convention=convention)
+    assert layer.convention == convention and f"convention={convention!r}" in repr(layer)
+    x = torch.randn(2, 3, 7, 8, dtype=torch.float64)
+    U, b = layer.weight.detach().numpy(), layer.bias.detach().numpy()
+    want = reference.winograd_domain_conv2d(x.numpy(), U, b, 1, 2, relu=True,
+                                            convention=convention)
+    assert_conv_close(layer(x), want, m=2)
+    other = "wincnn" if convention == "lavin" else "lavin"
+    wrong = reference.winograd_domain_conv2d(x.numpy(), U, b, 1, 2, relu=True, convention=other)
+    assert np.abs(layer(x).detach().numpy() - wrong).max() > 0.1
+
+
+def test_default_layer_is_liu_et_al_convention():
+    assert WinogradConv2d(2, 2, relu_in_winograd=True).convention == "lavin"
+    conv = nn.Conv2d(2, 3, 3, padding=1).double()
+    lin = {c: WinogradConv2d.from_conv2d(conv, convention=c) for c in ("lavin", "wincnn")}
+    x = torch.randn(1, 2, 6, 6, dtype=torch.float64)
+    assert_conv_close(lin["lavin"](x), lin["wincnn"](x).detach().numpy(), m=2)
+    # the least-squares projection back to space is the same kernel under either basis
+    for layer in lin.values():
+        proj = layer.to_conv2d()
+        assert proj.residual < 1e-12
+        np.testing.assert_allclose(proj.conv.weight.detach(), conv.weight.detach(), atol=1e-12)
+    with pytest.raises(ValueError, match="convention"):
+        WinogradConv2d(2, 2, convention="liu")
+
+
 def test_fresh_layer_is_a_convolution():
     layer = WinogradConv2d(4, 6, m=4, dtype=torch.float64)
     proj = layer.to_conv2d()

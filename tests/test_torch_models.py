@@ -193,3 +193,37 @@ def test_multiplication_count_feeds_counting():
     net.network_name = None
     with pytest.raises(ValueError, match="network_name"):
         multiplication_count(net)
+
+
+def test_resnet18_shortcuts_are_wired_as_in_liu_et_al_code():
+    """res2a: BN -> ReLU -> 1x1 -> BN; res3a, res4a, res5a: ReLU -> 1x1 -> BN."""
+    net = build_model("resnet18-liu", "winograd_relu", width=0.125).double().eval()
+    assert isinstance(net.res2a.short_bn0, nn.BatchNorm2d)
+    for name in ("res3a", "res4a", "res5a"):
+        block = getattr(net, name)
+        assert isinstance(block.short_bn0, nn.Identity), name
+        assert isinstance(block.short_bn1, nn.BatchNorm2d)
+        assert getattr(net, name[:-1] + "b").short is None
+    # the shortcut really reads ReLU(x), not ReLU(BN(x)): give BN a visible effect
+    block = net.res3a
+    with torch.no_grad():
+        block.bn0.running_mean.fill_(5.0)  # would change the shortcut if it passed through bn0
+    x = torch.randn(1, block.short.in_channels, 8, 8, dtype=torch.float64)
+    want = block.short_bn1(block.short(torch.relu(x)))
+    branch = block.bn2(block.conv2(block.bn1(block.conv1(block.bn0(x)))))
+    torch.testing.assert_close(block(x), want + branch)
+
+
+def test_models_carry_the_convention_to_every_winograd_layer():
+    net = build_model("vgg-nagadomi", "winograd_relu", width=0.125, convention="wincnn")
+    layers = [mod for mod in net.modules() if isinstance(mod, WinogradConv2d)]
+    assert layers and {mod.convention for mod in layers} == {"wincnn"}
+    assert net.convention == "wincnn"
+    assert {mod.convention for mod in build_model("vgg-nagadomi", "winograd", width=0.125)
+            .modules() if isinstance(mod, WinogradConv2d)} == {"lavin"}
+    conv = convert_to_winograd(build_model("vgg-nagadomi", width=0.125), m=4,
+                               convention="nnpack")
+    assert {mod.convention for mod in conv.modules() if isinstance(mod, WinogradConv2d)} == {
+        "nnpack"}
+    with pytest.raises(ValueError, match="convention"):
+        build_model("vgg-nagadomi", "winograd_relu", convention="Lavin")

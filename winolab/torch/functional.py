@@ -30,20 +30,29 @@ import numpy as np
 import torch
 
 from winolab._validate import check_m, check_padding
-from winolab.derive import PointSpec, resolve_points
+from winolab.derive import (
+    DEFAULT_CONVENTION,
+    Convention,
+    PointSpec,
+    check_convention,
+    resolve_points,
+)
 from winolab.transforms import tile_counts, transforms
 
 __all__ = ["clear_workspace", "filter_transform", "input_transform", "winograd_domain_conv2d"]
 
 
 @lru_cache(maxsize=128)
-def _matrices(m: int, r: int, pts: tuple, dtype: torch.dtype, device: str):
+def _matrices(m: int, r: int, basis: tuple, dtype: torch.dtype, device: str):
     """``(G, kron(BT, BT), kron(AT, AT))`` as tensors, cached per dtype and device.
+
+    ``basis`` is ``(points, convention)``: the resolved points and the sign/scale convention.
 
     The Kronecker products are formed in float64 from the exactly derived matrices and
     rounded once to ``dtype``.
     """
-    t = transforms(m, r, pts, dtype=np.float64)
+    pts, convention = basis
+    t = transforms(m, r, pts, dtype=np.float64, convention=convention)
     G, BT, AT = (torch.tensor(a, dtype=torch.float64) for a in (t.G, t.BT, t.AT))
     # kron(BT, BT)[(i, j), (u, v)] = BT[i, u] BT[j, v], so vec(BT d B) = kron(BT, BT) vec(d)
     return tuple(
@@ -149,11 +158,11 @@ class _WinogradDomainConv(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, x, U, bias, m, r, pts, ph, pw, relu):
+    def forward(ctx, x, U, bias, m, r, basis, ph, pw, relu):
         N, C, H, W = x.shape
         K, alpha = U.shape[0], U.shape[2]
         a2 = alpha * alpha
-        _, KB, KA = _matrices(m, r, pts, x.dtype, str(x.device))
+        _, KB, KA = _matrices(m, r, basis, x.dtype, str(x.device))
         geo = _geometry(x.shape, r, m, ph, pw)
         h_out, w_out, th, tw, _ = geo
         NT = N * th * tw
@@ -186,18 +195,18 @@ class _WinogradDomainConv(torch.autograd.Function):
             weakref.finalize(ctx, _WORKSPACE.put, "V", V)
         else:
             _WORKSPACE.put("V", V)
-        ctx.geometry = (x.shape, m, r, pts, geo, relu, bias is not None)
+        ctx.geometry = (x.shape, m, r, basis, geo, relu, bias is not None)
         return y.permute(0, 3, 1, 2)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, gy):
         V, Ut = ctx.saved_tensors
-        (N, C, H, W), m, r, pts, geo, relu, has_bias = ctx.geometry
+        (N, C, H, W), m, r, basis, geo, relu, has_bias = ctx.geometry
         h_out, w_out, th, tw, (pl, pr, pt, pb) = geo
         a2, K = Ut.shape[0], Ut.shape[2]
         alpha, NT = m + r - 1, N * th * tw
-        _, KB, KA = _matrices(m, r, pts, gy.dtype, str(gy.device))
+        _, KB, KA = _matrices(m, r, basis, gy.dtype, str(gy.device))
         gx = gU = gb = None
         # dY as (m, m, N, th, tw, K), zero-extended over the cropped overhang
         gYt = _WORKSPACE.get("gY", (m * m, NT * K), gy)
@@ -271,6 +280,8 @@ def winograd_domain_conv2d(
     m: int = 2,
     points: PointSpec = None,
     relu: bool = False,
+    *,
+    convention: Convention = DEFAULT_CONVENTION,
 ) -> torch.Tensor:
     """The Winograd layer ``y = AT [sum_c U * V] A`` with ``V = BT d B``, differentiable.
 
@@ -291,6 +302,9 @@ def winograd_domain_conv2d(
         Interpolation points (see :func:`winolab.derive.cook_toom`).
     relu : bool
         Apply ReLU to the transformed input tiles.
+    convention : {"lavin", "wincnn", "nnpack"}
+        Sign/scale convention of the matrices (:data:`winolab.derive.CONVENTIONS`). The
+        default is Liu et al.'s; with ``relu=True`` another convention is another layer.
 
     Returns
     -------
@@ -325,11 +339,17 @@ def winograd_domain_conv2d(
             f"bias must have shape ({K},) (one per output channel), got {tuple(bias.shape)}"
         )
     r = alpha - m + 1
-    pts = resolve_points(m, r, points)
-    return _WinogradDomainConv.apply(x, U, bias, m, r, pts, ph, pw, bool(relu))
+    basis = (resolve_points(m, r, points), check_convention(convention))
+    return _WinogradDomainConv.apply(x, U, bias, m, r, basis, ph, pw, bool(relu))
 
 
-def filter_transform(w: torch.Tensor, m: int = 2, points: PointSpec = None) -> torch.Tensor:
+def filter_transform(
+    w: torch.Tensor,
+    m: int = 2,
+    points: PointSpec = None,
+    *,
+    convention: Convention = DEFAULT_CONVENTION,
+) -> torch.Tensor:
     """Winograd-domain filters ``U = G g GT`` of spatial filters ``w`` (K, C, r, r).
 
     Torch twin of :func:`winolab.reference.filter_transform`; differentiable.
@@ -342,13 +362,20 @@ def filter_transform(w: torch.Tensor, m: int = 2, points: PointSpec = None) -> t
         raise ValueError(f"Winograd convolution needs square r x r kernels, got {w.shape[2:]}")
     m = check_m(m)
     r = w.shape[-1]
-    G, _, _ = _matrices(m, r, resolve_points(m, r, points), w.dtype, str(w.device))
+    basis = (resolve_points(m, r, points), check_convention(convention))
+    G, _, _ = _matrices(m, r, basis, w.dtype, str(w.device))
     # U = G g GT
     return torch.einsum("au,kcuv,bv->kcab", G, w, G)
 
 
 def input_transform(
-    x: torch.Tensor, r: int = 3, m: int = 2, padding: int | tuple = 0, points: PointSpec = None
+    x: torch.Tensor,
+    r: int = 3,
+    m: int = 2,
+    padding: int | tuple = 0,
+    points: PointSpec = None,
+    *,
+    convention: Convention = DEFAULT_CONVENTION,
 ) -> torch.Tensor:
     """Transformed input tiles ``V = BT d B``, shape ``(N, C, tiles_h, tiles_w, alpha, alpha)``.
 
@@ -362,7 +389,8 @@ def input_transform(
     m = check_m(m)
     ph, pw = check_padding(padding)
     alpha = m + r - 1
-    _, KB, _ = _matrices(m, r, resolve_points(m, r, points), x.dtype, str(x.device))
+    basis = (resolve_points(m, r, points), check_convention(convention))
+    _, KB, _ = _matrices(m, r, basis, x.dtype, str(x.device))
     geo = _geometry(x.shape, r, m, ph, pw)
     th, tw = geo[2], geo[3]
     N, C = x.shape[:2]

@@ -20,7 +20,13 @@ import torch
 from torch import nn
 
 from winolab._validate import check_m, check_padding
-from winolab.derive import PointSpec, resolve_points
+from winolab.derive import (
+    DEFAULT_CONVENTION,
+    Convention,
+    PointSpec,
+    check_convention,
+    resolve_points,
+)
 from winolab.torch.functional import _matrices, filter_transform, winograd_domain_conv2d
 
 __all__ = ["Conv2dProjection", "WinogradConv2d"]
@@ -55,6 +61,12 @@ class WinogradConv2d(nn.Module):
     relu_in_winograd : bool
         Liu et al.'s Winograd-ReLU: ``V = ReLU(BT d B)``; the input is the pre-activation.
     bias : bool
+    convention : {"lavin", "wincnn", "nnpack"}, keyword-only
+        Sign/scale convention of the Winograd matrices. The default, ``"lavin"``, is the one
+        of Liu et al.'s code: a Winograd-ReLU layer (``relu_in_winograd=True``) computes what
+        their layer computes only with it, because ``ReLU(BT d B)`` depends on the signs of
+        the rows of ``BT``. Another convention gives another Winograd-ReLU layer; for a linear
+        layer every convention computes the same function.
     points : str or sequence, optional
         Interpolation points (see :func:`winolab.derive.cook_toom`).
 
@@ -89,6 +101,8 @@ class WinogradConv2d(nn.Module):
         points: PointSpec = None,
         device=None,
         dtype=None,
+        *,
+        convention: Convention = DEFAULT_CONVENTION,
     ) -> None:
         super().__init__()
         for name, v in (
@@ -106,6 +120,7 @@ class WinogradConv2d(nn.Module):
         self.relu_in_winograd = bool(relu_in_winograd)
         # resolved once: an exact, hashable tuple (also validates the points)
         self.points = resolve_points(self.m, kernel_size, points)
+        self.convention = check_convention(convention)
         kw = {"device": device, "dtype": dtype}
         self.weight = nn.Parameter(
             torch.empty(out_channels, in_channels, self.alpha, self.alpha, **kw)
@@ -126,21 +141,24 @@ class WinogradConv2d(nn.Module):
         )
         nn.init.kaiming_uniform_(g, a=math.sqrt(5))
         with torch.no_grad():
-            self.weight.copy_(filter_transform(g, self.m, self.points))
+            self.weight.copy_(filter_transform(g, self.m, self.points,
+                                               convention=self.convention))
             if self.bias is not None:
                 bound = 1 / math.sqrt(self.in_channels * r * r)
                 nn.init.uniform_(self.bias, -bound, bound)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return winograd_domain_conv2d(
-            x, self.weight, self.bias, self.padding, self.m, self.points, self.relu_in_winograd
+            x, self.weight, self.bias, self.padding, self.m, self.points, self.relu_in_winograd,
+            convention=self.convention,
         )
 
     def extra_repr(self) -> str:
         return (
             f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
             f"padding={self.padding}, m={self.m}, alpha={self.alpha}, "
-            f"relu_in_winograd={self.relu_in_winograd}, bias={self.bias is not None}"
+            f"relu_in_winograd={self.relu_in_winograd}, bias={self.bias is not None}, "
+            f"convention={self.convention!r}"
         )
 
     @classmethod
@@ -150,6 +168,8 @@ class WinogradConv2d(nn.Module):
         m: int = 2,
         relu_in_winograd: bool = False,
         points: PointSpec = None,
+        *,
+        convention: Convention = DEFAULT_CONVENTION,
     ) -> WinogradConv2d:
         """The Winograd layer computing what ``conv`` computes: ``U = G g GT``.
 
@@ -183,10 +203,12 @@ class WinogradConv2d(nn.Module):
             points,
             device=conv.weight.device,
             dtype=conv.weight.dtype,
+            convention=convention,
         )
         with torch.no_grad():
             # U = G g GT
-            layer.weight.copy_(filter_transform(conv.weight.detach(), m, layer.points))
+            layer.weight.copy_(filter_transform(conv.weight.detach(), m, layer.points,
+                                                convention=layer.convention))
             if conv.bias is not None:
                 layer.bias.copy_(conv.bias.detach())
         return layer
@@ -199,7 +221,8 @@ class WinogradConv2d(nn.Module):
         """
         r, a2 = self.kernel_size, self.alpha * self.alpha
         U = self.weight.detach()
-        G, _, _ = _matrices(self.m, r, self.points, torch.float64, str(U.device))
+        basis = (self.points, self.convention)
+        G, _, _ = _matrices(self.m, r, basis, torch.float64, str(U.device))
         S = torch.kron(G, G)  # (alpha^2, r^2): vec(G g GT) = S vec(g)
         u = U.to(torch.float64).reshape(-1, a2).t()  # (alpha^2, K C)
         g = torch.linalg.lstsq(S, u).solution  # (r^2, K C)

@@ -21,6 +21,7 @@ from typing import Literal
 import torch
 from torch import nn
 
+from winolab.derive import DEFAULT_CONVENTION, Convention, check_convention
 from winolab.torch.layers import WinogradConv2d
 
 __all__ = ["ARCHITECTURES", "MODELS", "build_model", "convert_to_winograd", "table_name"]
@@ -36,13 +37,15 @@ def table_name(module_name: str) -> str:
 
 
 def _conv3(
-    c: int, k: int, arch: str, first: bool, m: int, padding: int = 1, bias: bool = False
+    c: int, k: int, arch: str, first: bool, m: int, padding: int = 1, bias: bool = False,
+    convention: str = DEFAULT_CONVENTION,
 ) -> nn.Module:
     """A 3x3 layer of the given architecture (the first layer is always spatial)."""
     if arch == "spatial" or first:
         return nn.Conv2d(c, k, 3, padding=padding, bias=bias)
     return WinogradConv2d(
-        c, k, 3, padding=padding, m=m, bias=bias, relu_in_winograd=arch == "winograd_relu"
+        c, k, 3, padding=padding, m=m, bias=bias, relu_in_winograd=arch == "winograd_relu",
+        convention=convention,
     )
 
 
@@ -54,7 +57,7 @@ def _ch(c: int, width: float) -> int:
     return max(1, int(round(c * width)))
 
 
-def _vgg_nagadomi(arch, num_classes, width, m, batchnorm) -> nn.Sequential:
+def _vgg_nagadomi(arch, num_classes, width, m, batchnorm, convention) -> nn.Sequential:
     # conv3-64 x2, pool, conv3-128 x2, pool, conv3-256 x4, pool, FC 4096-1024-1024-10
     # (Yu et al.'s replica of nagadomi's net: BN after each conv, no conv-stage dropout)
     plan = [64, 64, "P", 128, 128, "P", 256, 256, 256, 256, "P"]
@@ -67,7 +70,8 @@ def _vgg_nagadomi(arch, num_classes, width, m, batchnorm) -> nn.Sequential:
             continue
         i, k = i + 1, _ch(v, width)
         layers += [
-            (f"conv{i}", _conv3(c, k, arch, i == 1, m, bias=not batchnorm)),
+            (f"conv{i}", _conv3(c, k, arch, i == 1, m, bias=not batchnorm,
+                                convention=convention)),
             (f"bn{i}", _bn(k, batchnorm)),
         ]
         # Winograd-ReLU: the next 3x3 layer applies this layer's ReLU in its Winograd domain
@@ -88,7 +92,7 @@ def _vgg_nagadomi(arch, num_classes, width, m, batchnorm) -> nn.Sequential:
     return nn.Sequential(OrderedDict(layers))
 
 
-def _convpool_cnn_c(arch, num_classes, width, m, batchnorm) -> nn.Sequential:
+def _convpool_cnn_c(arch, num_classes, width, m, batchnorm, convention) -> nn.Sequential:
     # Springenberg et al.'s ConvPool-CNN-C as replicated by Yu et al.: 7 3x3 convs, 2 1x1
     c96, c192 = _ch(96, width), _ch(192, width)
     layers: list[tuple[str, nn.Module]] = [("drop0", nn.Dropout(0.2))]
@@ -115,7 +119,8 @@ def _convpool_cnn_c(arch, num_classes, width, m, batchnorm) -> nn.Sequential:
         i += 1
         c, k, pad = s
         layers += [
-            (f"conv{i}", _conv3(c, k, arch, i == 1, m, pad, bias=not batchnorm)),
+            (f"conv{i}", _conv3(c, k, arch, i == 1, m, pad, bias=not batchnorm,
+                                convention=convention)),
             (f"bn{i}", _bn(k, batchnorm)),
         ]
         if arch != "winograd_relu" or i == 7:  # conv8 is 1x1: it needs the spatial ReLU
@@ -137,20 +142,26 @@ class LiuBlock(nn.Module):
 
     ``branch = BN(x) -> [ReLU] -> conv1 -> BN -> [ReLU] -> conv2 -> BN``, where the bracketed
     ReLUs are spatial (``"spatial"``, ``"winograd"``) or inside the Winograd layers
-    (``"winograd_relu"``); shortcut ``BN -> ReLU -> 1x1 conv -> BN`` in 'a' blocks and
-    ``ReLU(x)`` in 'b' blocks; ``out = shortcut + branch`` with no ReLU after the add.
+    (``"winograd_relu"``); ``out = shortcut + branch`` with no ReLU after the add. The shortcut
+    is ``ReLU(x)`` in 'b' blocks and a 1x1 convolution in 'a' blocks, fed as in Liu et al.'s
+    code: ``BN -> ReLU -> 1x1 conv -> BN`` in res2a (``shortcut_bn=True``), where the block
+    input comes straight from a max-pool, and ``ReLU -> 1x1 conv -> BN`` in res3a, res4a and
+    res5a, whose input is the sum of the previous block.
     """
 
-    def __init__(self, c: int, k: int, arch: str, m: int, batchnorm: bool, shortcut: bool):
+    def __init__(
+        self, c: int, k: int, arch: str, m: int, batchnorm: bool, shortcut: bool,
+        shortcut_bn: bool = True, convention: str = DEFAULT_CONVENTION,
+    ):
         super().__init__()
         self.spatial_relu = arch != "winograd_relu"
         self.bn0 = _bn(c, batchnorm)
-        self.conv1 = _conv3(c, k, arch, False, m, bias=not batchnorm)
+        self.conv1 = _conv3(c, k, arch, False, m, bias=not batchnorm, convention=convention)
         self.bn1 = _bn(k, batchnorm)
-        self.conv2 = _conv3(k, k, arch, False, m, bias=not batchnorm)
+        self.conv2 = _conv3(k, k, arch, False, m, bias=not batchnorm, convention=convention)
         self.bn2 = _bn(k, batchnorm)
         if shortcut:
-            self.short_bn0 = _bn(c, batchnorm)
+            self.short_bn0 = _bn(c, batchnorm) if shortcut_bn else nn.Identity()
             self.short = nn.Conv2d(c, k, 1, bias=not batchnorm)
             self.short_bn1 = _bn(k, batchnorm)
         else:
@@ -164,7 +175,7 @@ class LiuBlock(nn.Module):
         return self.short_bn1(self.short(torch.relu(self.short_bn0(x)))) + branch
 
 
-def _resnet18_liu(arch, num_classes, width, m, batchnorm) -> nn.Sequential:
+def _resnet18_liu(arch, num_classes, width, m, batchnorm, convention) -> nn.Sequential:
     # conv1 7x7/2 -> pool -> res2 -> pool -> res3 -> pool -> res4 -> res5 (res5 at 14x14)
     c64, c128, c256, c512 = (_ch(c, width) for c in (64, 128, 256, 512))
     layers = [
@@ -179,8 +190,9 @@ def _resnet18_liu(arch, num_classes, width, m, batchnorm) -> nn.Sequential:
     ]
     for name, c, k, pool in stages:
         layers += [
-            (f"{name}a", LiuBlock(c, k, arch, m, batchnorm, True)),
-            (f"{name}b", LiuBlock(k, k, arch, m, batchnorm, False)),
+            (f"{name}a", LiuBlock(c, k, arch, m, batchnorm, True, shortcut_bn=name == "res2",
+                                  convention=convention)),
+            (f"{name}b", LiuBlock(k, k, arch, m, batchnorm, False, convention=convention)),
         ]
         if pool:
             layers.append((pool, nn.MaxPool2d(3, 2, padding=1)))
@@ -208,6 +220,8 @@ def build_model(
     width: float = 1.0,
     m: int = 2,
     batchnorm: bool = True,
+    *,
+    convention: Convention = DEFAULT_CONVENTION,
 ) -> nn.Sequential:
     """One of the papers' networks in one of Liu et al.'s three architectures.
 
@@ -225,6 +239,10 @@ def build_model(
         Output tile of the Winograd layers (Liu et al.: 2; Li et al., Yu et al.: 4).
     batchnorm : bool
         BatchNorm after the convolutions (without it, convolutions get biases).
+    convention : {"lavin", "wincnn", "nnpack"}
+        Sign/scale convention of the Winograd layers; the default is Liu et al.'s, which a
+        ``"winograd_relu"`` network needs to be their network (see
+        :class:`~winolab.torch.layers.WinogradConv2d`).
 
     Returns
     -------
@@ -251,25 +269,35 @@ def build_model(
         raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
     if isinstance(width, bool) or not isinstance(width, int | float) or not width > 0:
         raise ValueError(f"width must be a positive number, got {width!r}")
-    model = _BUILDERS[name](architecture, num_classes, float(width), m, bool(batchnorm))
+    convention = check_convention(convention)
+    model = _BUILDERS[name](
+        architecture, num_classes, float(width), m, bool(batchnorm), convention
+    )
     model.network_name, model.architecture, model.m = name, architecture, m
+    model.convention = convention
     return model
 
 
 def convert_to_winograd(
-    model: nn.Module, m: int = 2, relu_in_winograd: bool = False, skip_first: bool = True
+    model: nn.Module,
+    m: int = 2,
+    relu_in_winograd: bool = False,
+    skip_first: bool = True,
+    *,
+    convention: Convention = DEFAULT_CONVENTION,
 ) -> nn.Module:
     """Replace every 3x3 stride-1 ``nn.Conv2d`` by ``WinogradConv2d.from_conv2d`` (in place).
 
     Li et al. and Yu et al. start Winograd-domain pruning this way, from a trained spatial
     network (``U = G g GT``: the converted model computes the same function). The first
     convolution of the model is kept when ``skip_first``. Optimizers built before the call
-    hold the old parameters: build them again.
+    hold the old parameters: build them again. ``convention`` as in :func:`build_model`.
 
     >>> net = convert_to_winograd(build_model("vgg-nagadomi", width=0.125), m=4)
     >>> net.conv2.weight.shape, net.architecture
     (torch.Size([8, 8, 6, 6]), 'winograd')
     """
+    convention = check_convention(convention)
     first = True
     for parent in list(model.modules()):
         for child_name, child in list(parent.named_children()):
@@ -283,9 +311,11 @@ def convert_to_winograd(
             setattr(
                 parent,
                 child_name,
-                WinogradConv2d.from_conv2d(child, m, relu_in_winograd=relu_in_winograd),
+                WinogradConv2d.from_conv2d(child, m, relu_in_winograd=relu_in_winograd,
+                                           convention=convention),
             )
     if hasattr(model, "architecture"):
         model.architecture = "winograd_relu" if relu_in_winograd else "winograd"
         model.m = m
+        model.convention = convention
     return model

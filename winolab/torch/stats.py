@@ -38,7 +38,8 @@ _ARCH_METHOD = {
 def _winograd_input(mod: nn.Module, x: torch.Tensor, m: int) -> torch.Tensor:
     """What the layer (or its F(m x m, r x r) twin) multiplies: ``V`` or ``ReLU(V)``."""
     if isinstance(mod, WinogradConv2d):
-        V = input_transform(x, mod.kernel_size, mod.m, mod.padding, mod.points)
+        V = input_transform(x, mod.kernel_size, mod.m, mod.padding, mod.points,
+                            convention=mod.convention)
         return V.clamp(min=0) if mod.relu_in_winograd else V
     return input_transform(x, mod.kernel_size[0], m, tuple(mod.padding))
 
