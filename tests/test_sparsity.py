@@ -536,3 +536,41 @@ def test_prune_magnitude_ranks_the_most_negative_integer_first():
     # abs(-128) overflows in int8; the ranking must still see magnitude 128
     p = sp.prune_magnitude(np.array([-128, 5, 1, 2], np.int8), 0.25)
     assert p.mask.tolist() == [True, False, False, False]
+
+
+def test_importance_factors_of_5x5_layers_follow_the_scaled_convention():
+    """Yu et al.'s F(4x4, 5x5) (SkimCaffe's matrices, convention "nnpack") has AT D and
+    D^-1 G with D = diag(1, 1, 1, 1, 1, 8, 8, 1): F scales by d_i d_j, the score |U| F does not,
+    so the same kernels are pruned the same way while F and U differ by those factors."""
+    d = np.array([1, 1, 1, 1, 1, 8, 8, 1], dtype=float)
+    F_plain = sp.importance_factors(4, 5, normalise=False, convention="wincnn")
+    F_yu = sp.importance_factors(4, 5, normalise=False, convention="nnpack")
+    np.testing.assert_allclose(F_yu, F_plain * np.outer(d, d), rtol=1e-14)
+    assert not np.allclose(F_yu, F_plain)
+    # signs do not enter F: Liu et al.'s default equals wincnn's
+    np.testing.assert_array_equal(sp.importance_factors(4, 5, normalise=False), F_plain)
+    w = np.random.default_rng(3).standard_normal((3, 2, 5, 5))
+    U_yu = filter_transform(w, 4, convention="nnpack")
+    U = filter_transform(w, 4, convention="wincnn")
+    np.testing.assert_allclose(U_yu * np.outer(d, d), U, rtol=1e-12, atol=1e-12)
+    keep_yu = sp.prune_importance(U_yu, 0.3, m=4, convention="nnpack").mask
+    keep = sp.prune_importance(U, 0.3, m=4, convention="wincnn").mask
+    np.testing.assert_array_equal(keep_yu, keep)
+    # mixing conventions (U in one, F in the other) prunes other weights
+    assert not np.array_equal(sp.prune_importance(U_yu, 0.3, m=4, convention="wincnn").mask, keep)
+    # Li et al.'s per-position thresholds scale by 1 / (d_a d_b) the same way
+    np.testing.assert_allclose(
+        sp.position_threshold_scale(4, 5, convention="nnpack") * np.outer(d, d),
+        sp.position_threshold_scale(4, 5, convention="wincnn"), rtol=1e-14,
+    )
+
+
+def test_winograd_relu_activation_density_depends_on_the_convention():
+    x = np.random.default_rng(4).standard_normal((2, 3, 12, 12)) + 0.3
+    lavin = sp.activation_density(x, relu="winograd")
+    wincnn = sp.activation_density(x, relu="winograd", convention="wincnn")
+    assert lavin == sp.activation_density(x, relu="winograd", convention="lavin")
+    assert abs(lavin - wincnn) > 0.005
+    # with the ReLU in space the basis does not matter
+    assert sp.activation_density(x, relu="spatial") == sp.activation_density(
+        x, relu="spatial", convention="wincnn")

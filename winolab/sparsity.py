@@ -40,7 +40,14 @@ from winolab._validate import (
     check_winograd_weights,
     output_size,
 )
-from winolab.derive import PointSpec, cook_toom, resolve_points
+from winolab.derive import (
+    DEFAULT_CONVENTION,
+    Convention,
+    PointSpec,
+    check_convention,
+    cook_toom,
+    resolve_points,
+)
 from winolab.transforms import tile, transforms
 
 __all__ = [
@@ -254,6 +261,8 @@ def activation_density(
     padding: int | tuple = 1,
     points: PointSpec = None,
     relu: Literal["spatial", "winograd"] = "spatial",
+    *,
+    convention: Convention = DEFAULT_CONVENTION,
 ) -> float:
     """Density of the transformed input tiles with the ReLU before or after ``BT d B``.
 
@@ -271,14 +280,19 @@ def activation_density(
         Zero padding of the convolution; padded zeros are part of the tiles.
     points : str or sequence, optional
     relu : {"spatial", "winograd"}
+    convention : {"lavin", "wincnn", "nnpack"}
+        With ``relu="winograd"`` the density depends on the signs of BT's rows; the default
+        is Liu et al.'s convention.
 
     Examples
     --------
     >>> x = np.random.default_rng(0).standard_normal((2, 4, 16, 16))
     >>> round(activation_density(x, relu="spatial"), 2)
     0.9
-    >>> round(activation_density(x, relu="winograd"), 2)
-    0.49
+    >>> round(activation_density(x, relu="winograd"), 3)
+    0.5
+    >>> round(activation_density(x, relu="winograd", convention="wincnn"), 3)
+    0.494
     """
     if relu not in ("spatial", "winograd"):
         raise ValueError(f"relu must be 'spatial' or 'winograd', got {relu!r}")
@@ -286,7 +300,7 @@ def activation_density(
     m = check_m(m)
     ph, pw = check_padding(padding)
     output_size(x.shape, (r, r), (ph, pw))
-    BT = transforms(m, r, points).BT
+    BT = transforms(m, r, points, convention=convention).BT
     alpha = m + r - 1
     xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
     if relu == "spatial":
@@ -369,8 +383,10 @@ def structured_spatial_mask(
 
 
 @lru_cache(maxsize=64)
-def _importance_exact(m: int, r: int, points: tuple, normalise: bool) -> np.ndarray:
-    ct = cook_toom(m, r, points)
+def _importance_exact(
+    m: int, r: int, points: tuple, normalise: bool, convention: str
+) -> np.ndarray:
+    ct = cook_toom(m, r, points, convention=convention)
     # f_i^2 = ||row i of BT||^2 ||column i of AT||^2, exact rationals
     f2 = [
         sum(v**2 for v in ct.BT.row(i)) * sum(v**2 for v in ct.AT.col(i)) for i in range(ct.alpha)
@@ -386,7 +402,12 @@ def _importance_exact(m: int, r: int, points: tuple, normalise: bool) -> np.ndar
 
 
 def importance_factors(
-    m: int = 4, r: int = 3, points: PointSpec = None, normalise: bool = True
+    m: int = 4,
+    r: int = 3,
+    points: PointSpec = None,
+    normalise: bool = True,
+    *,
+    convention: Convention = DEFAULT_CONVENTION,
 ) -> np.ndarray:
     """Yu et al.'s importance factor matrix ``F = f f^T``, ``f_i = ||row_i(BT)|| ||col_i(AT)||``.
 
@@ -394,18 +415,23 @@ def importance_factors(
     pixel to every output pixel of ``Y = AT [U * (BT d B)] A``: how much one Winograd-domain
     weight matters. Computed exactly from the sympy matrices (``fractions_in="G"``, the
     convention of the papers) and rounded once. ``normalise=True`` divides by ``min F``, as
-    Yu's code does. F depends on how the scale is split between AT, G and BT: it matches Yu's
-    stored F(4x4, 3x3) table; his F(4x4, 5x5) matrices carry a factor 8 in the AT columns of
-    the points +-1/2, which scales those rows and columns of F by 8.
+    Yu's code does. F depends on how the scale is split between AT, G and BT (signs do not
+    matter): every convention matches Yu's stored F(4x4, 3x3) table; for F(4x4, 5x5) his
+    matrices carry a factor 8 in the AT columns of the points +-1/2, which scales those rows
+    and columns of F by 8: ``convention="nnpack"`` gives his F, the default does not.
 
     >>> F = importance_factors(4, 3, normalise=False)
     >>> F[0, 0], F[1, 1], F[1, 3], F[3, 3]
     (np.float64(42.0), np.float64(136.0), np.float64(340.0), np.float64(850.0))
     >>> float(importance_factors(2, 3).max())
     2.0
+    >>> F5 = importance_factors(4, 5, normalise=False, convention="nnpack")
+    >>> float(F5[5, 5] / importance_factors(4, 5, normalise=False)[5, 5])
+    64.0
     """
     m = check_m(m)
-    return _importance_exact(m, r, resolve_points(m, r, points), bool(normalise)).copy()
+    pts = resolve_points(m, r, points)
+    return _importance_exact(m, r, pts, bool(normalise), check_convention(convention)).copy()
 
 
 def _winograd_weights(U, m: int) -> tuple[np.ndarray, int]:
@@ -418,7 +444,15 @@ def _winograd_weights(U, m: int) -> tuple[np.ndarray, int]:
     return U, U.shape[-1] - m + 1
 
 
-def prune_importance(U, density: float, m: int = 4, points: PointSpec = None, mask=None) -> Pruned:
+def prune_importance(
+    U,
+    density: float,
+    m: int = 4,
+    points: PointSpec = None,
+    mask=None,
+    *,
+    convention: Convention = DEFAULT_CONVENTION,
+) -> Pruned:
     """Yu et al.'s Winograd-domain pruning: keep the largest ``|U| * F_hat``.
 
     Pruning ``|U_ij| F_hat_ij < T`` with one threshold per layer is keeping the
@@ -434,6 +468,9 @@ def prune_importance(U, density: float, m: int = 4, points: PointSpec = None, ma
     points : str or sequence, optional
     mask : bool array of U's shape, optional
         Existing mask (masks only shrink).
+    convention : {"lavin", "wincnn", "nnpack"}
+        The convention ``U`` was computed in (:func:`importance_factors`); ``"nnpack"`` is
+        Yu et al.'s for 5x5 kernels.
 
     Examples
     --------
@@ -442,11 +479,14 @@ def prune_importance(U, density: float, m: int = 4, points: PointSpec = None, ma
     [[3, 3], [3, 4], [4, 3], [4, 4]]
     """
     U, r = _winograd_weights(U, m)
-    F_hat = importance_factors(m, r, points)
+    F_hat = importance_factors(m, r, points, convention=convention)
     return _prune_by_score(U, np.abs(U) * F_hat, density, mask)
 
 
-def position_threshold_scale(m: int = 4, r: int = 3, points: PointSpec = None) -> np.ndarray:
+def position_threshold_scale(
+    m: int = 4, r: int = 3, points: PointSpec = None, *,
+    convention: Convention = DEFAULT_CONVENTION,
+) -> np.ndarray:
     """Li et al.'s per-position threshold factor ``1 / ||row t of (A (x) A)||``.
 
     Shape (alpha, alpha). ``A = AT^T`` is ``alpha x m``; row ``t = (a, b)`` of ``A (x) A``
@@ -463,12 +503,15 @@ def position_threshold_scale(m: int = 4, r: int = 3, points: PointSpec = None) -
            [1.        , 0.70710678, 0.70710678, 1.        ]])
     """
     m = check_m(m)
-    AT = transforms(m, r, points).AT
+    AT = transforms(m, r, points, convention=convention).AT
     col = np.linalg.norm(AT, axis=0)  # ||AT[:, a]||
     return 1.0 / np.outer(col, col)
 
 
-def prune_native(U, threshold: float, m: int = 4, points: PointSpec = None) -> Pruned:
+def prune_native(
+    U, threshold: float, m: int = 4, points: PointSpec = None, *,
+    convention: Convention = DEFAULT_CONVENTION,
+) -> Pruned:
     """Li et al.'s hard threshold in the Winograd domain, scaled per position.
 
     ``U[k, c, a, b]`` is zeroed when ``|U| <= threshold * scale[a, b]`` with ``scale`` from
@@ -493,11 +536,14 @@ def prune_native(U, threshold: float, m: int = 4, points: PointSpec = None) -> P
     ):
         raise ValueError(f"threshold must be a finite number >= 0, got {threshold!r}")
     # zero where |U| <= thre0 * scale_t   (SkimCaffe's inclusive test)
-    keep = np.abs(U) > float(threshold) * position_threshold_scale(m, r, points)
+    scale = position_threshold_scale(m, r, points, convention=convention)
+    keep = np.abs(U) > float(threshold) * scale
     return Pruned(np.where(keep, U, 0.0), keep)
 
 
-def project_to_spatial(U, m: int = 2, points: PointSpec = None) -> Projection:
+def project_to_spatial(
+    U, m: int = 2, points: PointSpec = None, *, convention: Convention = DEFAULT_CONVENTION
+) -> Projection:
     """The spatial kernels closest to ``U``: ``g' = argmin ||U - G g' GT||_F`` per (k, c).
 
     ``G (x) G`` (``alpha^2 x r^2``) has full column rank ``r^2``, so the least-squares solution
@@ -518,7 +564,7 @@ def project_to_spatial(U, m: int = 2, points: PointSpec = None) -> Projection:
     """
     U, r = _winograd_weights(U, m)
     K, C, alpha, _ = U.shape
-    G = transforms(m, r, points).G
+    G = transforms(m, r, points, convention=convention).G
     S = np.kron(G, G)  # vec(G g GT) = (G (x) G) vec(g), row-major vec
     u = U.reshape(K * C, alpha * alpha).T
     g = np.linalg.lstsq(S, u, rcond=None)[0]

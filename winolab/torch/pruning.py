@@ -253,11 +253,13 @@ class LiPruner(Pruner):
         return isinstance(mod, WinogradConv2d)
 
     def _scale(self, mod) -> torch.Tensor:
-        s = sparsity.position_threshold_scale(mod.m, mod.kernel_size, mod.points)
+        s = sparsity.position_threshold_scale(
+            mod.m, mod.kernel_size, mod.points, convention=mod.convention)
         return torch.as_tensor(s, dtype=mod.weight.dtype, device=mod.weight.device)
 
     def _mask(self, name, mod, density, old):
-        scale = sparsity.position_threshold_scale(mod.m, mod.kernel_size, mod.points)
+        scale = sparsity.position_threshold_scale(
+            mod.m, mod.kernel_size, mod.points, convention=mod.convention)
         # |U| > T scale  <=>  |U| / scale > T: one threshold per layer = top-k of |U| / scale
         return sparsity.prune_magnitude(np.abs(self._weight(mod)) / scale, density, old).mask
 
@@ -322,7 +324,8 @@ class YuPruner(Pruner):
                 # the structural zeros of stage 1 stay: at most the density the mask allows
                 density = min(density, int(old.sum()) / old.size)
             return sparsity.prune_importance(
-                self._weight(mod), density, mod.m, mod.points, mask=old
+                self._weight(mod), density, mod.m, mod.points, mask=old,
+                convention=mod.convention,
             ).mask
         keep = sparsity.structured_spatial_mask(self._weight(mod), density, self.m)
         return keep if old is None else keep & old
@@ -345,7 +348,8 @@ class YuPruner(Pruner):
         return out
 
     def _fhat(self, mod) -> torch.Tensor:
-        F = sparsity.importance_factors(mod.m, mod.kernel_size, mod.points)
+        F = sparsity.importance_factors(mod.m, mod.kernel_size, mod.points,
+                                        convention=mod.convention)
         # grad <- grad / F_hat ** 1.5   (Yu's grad_compute.py)
         return torch.as_tensor(F**-self.exponent, dtype=mod.weight.dtype, device=mod.weight.device)
 
