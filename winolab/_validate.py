@@ -6,7 +6,9 @@ comes back as a wrong answer or an unreadable trace.
 
 from __future__ import annotations
 
+import math
 import numbers
+import os
 
 import numpy as np
 
@@ -120,16 +122,35 @@ def check_size(v, name: str) -> int:
     return int(v)
 
 
+def check_bool(v, name: str, meaning: str = "") -> bool:
+    """``v`` as a bool (numpy's too); ``"no"``, ``0.5``, ``None`` or ``1`` are mistakes.
+
+    ``meaning`` goes into the message in parentheses, e.g. what ``True`` switches on.
+
+    >>> check_bool(np.True_, "bias")
+    True
+    >>> check_bool("no", "bias")
+    Traceback (most recent call last):
+    ...
+    TypeError: bias must be True or False, got 'no'
+    """
+    if not isinstance(v, (bool, np.bool_)):
+        why = f" ({meaning})" if meaning else ""
+        raise TypeError(f"{name} must be True or False{why}, got {v!r}")
+    return bool(v)
+
+
 def check_relu(relu) -> bool:
     """``relu`` as a bool: anything else (a string such as "spatial") is a mistake."""
-    if not isinstance(relu, (bool, np.bool_)):
-        raise TypeError(f"relu must be True or False (ReLU after the input transform), got "
-                        f"{relu!r}")
-    return bool(relu)
+    return check_bool(relu, "relu", "ReLU after the input transform")
 
 
 def output_size(x_shape, kernel: tuple[int, int], padding: tuple[int, int]) -> tuple[int, int]:
-    """Stride-1 output size; raises if it would be empty."""
+    """Stride-1 output size; raises if it would be empty or could not be allocated.
+
+    Every caller allocates at least one output channel ``(N, 1, h_out, w_out)`` or a padded
+    input at least that large, so that much is checked here (:func:`check_buffers`).
+    """
     H, W = x_shape[2], x_shape[3]
     h_out = H + 2 * padding[0] - kernel[0] + 1
     w_out = W + 2 * padding[1] - kernel[1] + 1
@@ -138,4 +159,92 @@ def output_size(x_shape, kernel: tuple[int, int], padding: tuple[int, int]) -> t
             f"output would be empty: input {H}x{W} with padding {padding} is smaller than "
             f"the {kernel[0]}x{kernel[1]} kernel"
         )
+    check_buffers({"one output channel": (x_shape[0], 1, h_out, w_out)})
     return h_out, w_out
+
+
+#: Buffers above this many bytes are refused before numpy tries to allocate them. ``None``
+#: (the default): the memory the machine has available at the time of the call.
+MAX_BUFFER_BYTES: int | None = None
+
+# with the default limit, smaller requests are not checked at all (no cost in the common case)
+_CHECK_ABOVE = 2**28
+
+
+class BufferTooLargeError(ValueError, MemoryError):
+    """The buffers some inputs need exceed the memory available; the message says how much."""
+
+
+def _available_bytes() -> int | None:
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def _gib(n: int) -> str:
+    return f"{n / 2**30:.3g} GiB"
+
+
+def check_buffers(buffers: dict[str, tuple[int, ...]], itemsize: int = 8) -> None:
+    """Refuse, with the sizes, buffers that together exceed :data:`MAX_BUFFER_BYTES`.
+
+    ``buffers`` maps a name to a shape of ``itemsize``-byte numbers; the sum is a lower bound
+    of what the computation needs (numpy's temporaries come on top).
+
+    >>> check_buffers({"padded x": (1, 1, 2000004, 2000004)})  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    winolab._validate.BufferTooLargeError: these inputs need at least 2.98e+04 GiB ...
+    """
+    sizes = {k: math.prod(int(n) for n in shape) * itemsize for k, shape in buffers.items()}
+    total = sum(sizes.values())
+    if MAX_BUFFER_BYTES is None and total <= _CHECK_ABOVE:
+        return
+    limit = MAX_BUFFER_BYTES if MAX_BUFFER_BYTES is not None else _available_bytes()
+    if limit is None or total <= limit:
+        return
+    where = ("the limit winolab._validate.MAX_BUFFER_BYTES" if MAX_BUFFER_BYTES is not None
+             else "the memory available")
+    parts = "; ".join(f"{k} {tuple(int(n) for n in shape)}: {_gib(sizes[k])}"
+                      for k, shape in buffers.items())
+    raise BufferTooLargeError(
+        f"these inputs need at least {_gib(total)} ({total} bytes) for their buffers ({parts}), "
+        f"more than {where}, {_gib(limit)}: use a smaller batch, image, padding, kernel or "
+        f"channel count"
+    )
+
+
+def check_conv_memory(x_shape, w_shape, padding: tuple[int, int], m: int | None = None) -> None:
+    """The float64 buffers of a direct (``m`` None) or Winograd convolution, checked.
+
+    Direct: the padded input, its ``kh x kw`` windows (einsum copies them) and the output.
+    Winograd (``w_shape`` is U's ``(K, C, alpha, alpha)``): the padded input, the input tiles
+    ``V``, their products ``M`` and the output.
+
+    >>> check_conv_memory((1, 1, 1024, 1024), (1, 1, 512, 512), (511, 511))  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    winolab._validate.BufferTooLargeError: these inputs need at least 4.6e+03 GiB ...
+    """
+    N, C, H, W = x_shape
+    K, _, kh, kw = w_shape
+    # a Winograd U is alpha x alpha for an r x r kernel, r = alpha - m + 1
+    rh, rw = (kh, kw) if m is None else (kh - m + 1, kw - m + 1)
+    h_out, w_out = H + 2 * padding[0] - rh + 1, W + 2 * padding[1] - rw + 1
+    buffers = {"padded x": (N, C, H + 2 * padding[0], W + 2 * padding[1])}
+    if m is None:
+        buffers["windows"] = (N, C, h_out, w_out, kh, kw)
+    else:
+        th, tw = -(-h_out // m), -(-w_out // m)
+        buffers["V"] = (N, C, th, tw, kh, kw)
+        buffers["M"] = (N, K, th, tw, kh, kw)
+    buffers["y"] = (N, K, h_out, w_out)
+    check_buffers(buffers)

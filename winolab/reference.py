@@ -18,6 +18,7 @@ import numpy as np
 from winolab._validate import (
     _floating,
     check_bias,
+    check_conv_memory,
     check_data,
     check_m,
     check_padding,
@@ -73,6 +74,7 @@ def direct_conv2d(
     ph, pw = check_padding(padding)
     K, C, kh, kw = w.shape
     h_out, w_out = output_size(x.shape, (kh, kw), (ph, pw))
+    check_conv_memory(x.shape, w.shape, (ph, pw))
     bias = check_bias(bias, K)
     xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
     # (N, C, h_out, w_out, kh, kw): every kh x kw window of every channel
@@ -270,6 +272,7 @@ def winograd_domain_conv2d(
     r = alpha - m + 1
     ph, pw = check_padding(padding)
     h_out, w_out = output_size(x.shape, (r, r), (ph, pw))
+    check_conv_memory(x.shape, U.shape, (ph, pw), m)
     bias = check_bias(bias, K)
     # (N, C, tiles_h, tiles_w, alpha, alpha)
     V = input_transform(x, r, m, (ph, pw), points, convention=convention)
