@@ -245,3 +245,71 @@ def test_relative_error_rejects_non_numeric():
         relative_error(None, [1.0])
     with pytest.raises(TypeError, match="real numeric array"):
         relative_error([1j], [1.0])
+
+
+@pytest.mark.parametrize(("kwargs", "exc", "match"), [
+    # nothing to measure used to come back as a perfect 0 error
+    ({"channels": 0}, ValueError, "channels must be >= 1, got 0"),
+    ({"tiles": 0}, ValueError, "tiles must be >= 1, got 0"),
+    ({"tiles": -1}, ValueError, "tiles must be >= 1, got -1"),
+    ({"channels": 2.5}, TypeError, "channels must be an int, got float 2.5"),
+    ({"seed": "a"}, TypeError, "seed must be an int, got str 'a'"),
+    ({"seed": -1}, ValueError, "seed must be >= 0, got -1"),
+    ({"dtype": np.int32}, TypeError, "dtype must be one of"),
+    ({"distribution": "cauchy"}, ValueError, "distribution must be 'normal' or 'uniform'"),
+])
+def test_measure_fp32_error_refuses_empty_or_bad_measurements(kwargs, exc, match):
+    with pytest.raises(exc, match=match):
+        measure_fp32_error(2, **kwargs)
+
+
+@pytest.mark.parametrize(("kwargs", "exc", "match"), [
+    ({"channels": ()}, ValueError, "channels must not be empty: there would be nothing"),
+    ({"seeds": []}, ValueError, "seeds must not be empty"),
+    ({"channels": (0,)}, ValueError, "channels must be >= 1, got 0"),
+    ({"channels": 8}, TypeError, "channels must be a sequence of ints, got 8"),
+    ({"seeds": "012"}, TypeError, "seeds must be a sequence of ints, got '012'"),
+    ({"seeds": (0, -2)}, ValueError, "seeds must be >= 0, got -2"),
+])
+def test_measure_tolerance_refuses_empty_or_bad_protocols(kwargs, exc, match):
+    with pytest.raises(exc, match=match):
+        measure_tolerance(2, **kwargs)
+
+
+@pytest.mark.parametrize("factor", [0, 0.5, math.nan, math.inf, True, "4"])
+def test_measure_tolerances_needs_a_safety_factor(factor):
+    with pytest.raises(ValueError, match="factor must be a finite number >= 1"):
+        testing.measure_tolerances(factor)
+    with pytest.raises(ValueError, match="seeds must not be empty"):
+        testing.measure_tolerances(seeds=())
+
+
+@pytest.mark.parametrize(("kwargs", "exc", "match"), [
+    ({"max_channels": 0}, ValueError, "max_channels must be >= 1, got 0"),
+    ({"r": -1}, ValueError, r"r \(filter size\) must be >= 1, got -1"),
+    ({"r": 0}, ValueError, r"r \(filter size\) must be >= 1, got 0"),
+    ({"r": 2.5}, TypeError, r"r \(filter size\) must be an int, got float 2.5"),
+    ({"m": 0}, ValueError, r"m \(output tile size\) must be >= 1, got 0"),
+    ({"max_size": 0}, ValueError, "max_size must be >= 1, got 0"),
+    ({"bias": "no"}, TypeError, r"bias must be True or False \(draw a bias vector\)"),
+    ({"dtype": int}, TypeError, "dtype must be one of"),
+])
+def test_random_case_refuses_bad_options(kwargs, exc, match):
+    with pytest.raises(exc, match=match):
+        random_case(0, **kwargs)
+    with pytest.raises(ValueError, match="seed must be >= 0, got -1"):
+        random_case(-1)
+
+
+def test_winograd_conv2d_in_checks_like_the_reference():
+    x, w = np.ones((1, 1, 4, 4)), np.ones((1, 1, 3, 3))
+    with pytest.raises(TypeError, match="x must have a floating dtype"):
+        testing.winograd_conv2d_in(x.astype(int), w)
+    with pytest.raises(ValueError, match="w has 1 input channels but x has 2"):
+        testing.winograd_conv2d_in(np.ones((1, 2, 4, 4)), w)
+    with pytest.raises(TypeError, match="padding must be an int, got str"):
+        testing.winograd_conv2d_in(x, w, padding="same")
+    with pytest.raises(ValueError, match="output would be empty"):
+        testing.winograd_conv2d_in(x[..., :2, :2], w)
+    with pytest.raises(TypeError, match="dtype must be one of"):
+        testing.winograd_conv2d_in(x, w, dtype=np.int64)

@@ -33,6 +33,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from winolab._validate import (
+    _nonneg_int,
+    check_bool,
+    check_data,
+    check_m,
+    check_padding,
+    check_size,
+    check_spatial_weights,
+    output_size,
+)
 from winolab.derive import POINT_SETS, PointSpec, resolve_points
 from winolab.transforms import tile, transforms, untile
 
@@ -198,17 +208,20 @@ def assert_conv_close(
 def winograd_conv2d_in(x, w, padding=0, m=2, points: PointSpec = None, dtype=np.float32):
     """Winograd convolution computed entirely in ``dtype``, channels summed one at a time.
 
-    The measurement subject for :data:`TOLERANCES` (no validation: use reference.py for that).
+    The measurement subject for :data:`TOLERANCES`; inputs are checked as in reference.py.
 
     >>> x, w = np.ones((1, 1, 4, 4)), np.ones((1, 1, 3, 3))
     >>> winograd_conv2d_in(x, w, m=2, dtype="float16")[0, 0]
     array([[9., 9.],
            [9., 9.]], dtype=float16)
     """
-    dt = np.dtype(dtype)
+    dt = np.dtype(_dtype_name(dtype))
+    x = check_data(x, dtype=None)
+    w = check_spatial_weights(w, x.shape[1], dtype=None)
     K, C, r, _ = w.shape
-    t = transforms(m, r, points, dt)
-    ph, pw = (padding, padding) if isinstance(padding, int) else padding
+    t = transforms(check_m(m), r, points, dt)
+    ph, pw = check_padding(padding)
+    output_size(x.shape, (r, r), (ph, pw))
     xp = np.pad(x.astype(dt), ((0, 0), (0, 0), (ph, ph), (pw, pw)))
     h_out, w_out = xp.shape[2] - r + 1, xp.shape[3] - r + 1
     # U = G g GT   (K, C, alpha, alpha)
@@ -235,6 +248,8 @@ def measure_tolerance(
     """
     from winolab.reference import direct_conv2d
 
+    seeds = _int_tuple(seeds, "seeds", _nonneg_int)
+    channels = _int_tuple(channels, "channels", check_size)
     worst = 0.0
     for seed in seeds:
         rng = np.random.default_rng(seed)
@@ -244,6 +259,17 @@ def measure_tolerance(
             y = winograd_conv2d_in(x, w, r // 2, m, points, dtype)
             worst = max(worst, relative_error(y, direct_conv2d(x, w, padding=r // 2)))
     return worst
+
+
+def _int_tuple(values, name: str, check) -> tuple[int, ...]:
+    """A non-empty sequence of ints, each passed through ``check``: an empty one measures
+    nothing, and the worst error of nothing would read as a perfect 0."""
+    if isinstance(values, str) or not hasattr(values, "__iter__"):
+        raise TypeError(f"{name} must be a sequence of ints, got {values!r}")
+    out = tuple(check(v, name) for v in values)
+    if not out:
+        raise ValueError(f"{name} must not be empty: there would be nothing to measure")
+    return out
 
 
 def _round_up(v: float, digits: int = 2) -> float:
@@ -263,6 +289,10 @@ def _table_keys() -> list[tuple[int, str, str, int]]:
 
 def measure_tolerances(factor: float = SAFETY_FACTOR, seeds=(0, 1, 2)) -> dict:
     """Recompute :data:`TOLERANCES`: ``factor`` times the worst measured error, 2 digits."""
+    if isinstance(factor, bool) or not isinstance(factor, int | float) or not (
+            math.isfinite(factor) and factor >= 1):
+        raise ValueError(f"factor must be a finite number >= 1 (a safety factor), got {factor!r}")
+    _int_tuple(seeds, "seeds", _nonneg_int)
     return {
         (m, pts, dt, r): _round_up(factor * measure_tolerance(m, r, pts, dt, seeds))
         for (m, pts, dt, r) in _table_keys()
@@ -306,7 +336,10 @@ def measure_fp32_error(
     """
     if distribution not in ("normal", "uniform"):
         raise ValueError(f"distribution must be 'normal' or 'uniform', got {distribution!r}")
-    dt = np.dtype(dtype)
+    # no channel or no tile would measure nothing and report a perfect 0 error
+    channels, tiles = check_size(channels, "channels"), check_size(tiles, "tiles")
+    seed = _nonneg_int(seed, "seed")
+    dt = np.dtype(_dtype_name(dtype))
     t = transforms(m, r, points, dt)
     a = t.alpha
     rng = np.random.default_rng(seed)
@@ -365,9 +398,16 @@ def random_case(
     >>> c.x.shape, c.w.shape, c.padding, c.m
     ((1, 2, 12, 10), (2, 2, 3, 3), (0, 1), 4)
     """
+    seed = _nonneg_int(seed, "seed")
+    r = check_size(r, "r (filter size)")
+    max_channels = check_size(max_channels, "max_channels")
+    max_size = check_size(max_size, "max_size")
+    bias = check_bool(bias, "bias", "draw a bias vector")
+    dtype = np.dtype(_dtype_name(dtype))
     rng = np.random.default_rng(seed)
     if m is None:
         m = int(rng.choice([2, 4]))
+    m = check_m(m)
     N = int(rng.integers(1, 3))
     C, K = (int(v) for v in rng.integers(1, max_channels + 1, 2))
     padding = tuple(int(p) for p in rng.integers(0, r // 2 + 1, 2))
