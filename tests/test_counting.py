@@ -343,3 +343,44 @@ def test_networks_registry():
         names = [la.name for la in net.layers]
         assert len(set(names)) == len(names)
         assert sum(isinstance(la, ConvLayer) and la.first for la in net.layers) == 1
+
+
+@pytest.mark.parametrize(("U", "V", "match"), [
+    # strings used to be counted: np.count_nonzero treats every non-empty string as nonzero
+    (np.array([[[["a"]]]]), None, "U must be a real numeric or bool array .*got dtype <U1"),
+    (np.ones((1, 1, 4, 4)), np.full((1, 1, 1, 1, 4, 4), "a"), "V must be a real numeric"),
+    (None, None, "U must be a real numeric or bool array .*dtype object"),
+    (np.ones((1, 1, 2, 2), dtype=complex), None, "got dtype complex128"),
+    ([[1.0], [1.0, 2.0]], None, "U must be a numeric array, got a ragged list"),
+])
+def test_exact_counter_refuses_what_has_no_zeros_to_count(U, V, match):
+    with pytest.raises(TypeError, match=match):
+        exact_winograd_multiplies(U, V, n_tiles=None if V is not None else 3)
+
+
+def test_exact_counter_takes_masks():
+    mask = np.zeros((2, 1, 4, 4), dtype=bool)
+    mask[0, 0, :2] = True
+    assert exact_winograd_multiplies(mask, n_tiles=5) == 8 * 5
+
+
+def test_network_layers_are_layers():
+    conv = ConvLayer("c", 1, 1, 3, 4, 4)
+    with pytest.raises(TypeError, match=r"net: layer 1 is 'conv2' \(str\); expected a ConvLayer"):
+        Network("net", "d", (conv, "conv2"), "s")
+    with pytest.raises(TypeError, match="net: layers must be a sequence of ConvLayer and FCLayer"):
+        Network("net", "d", None, "s")
+    with pytest.raises(TypeError, match="net: layers must be a sequence"):
+        Network("net", "d", conv, "s")
+    with pytest.raises(ValueError, match=r"layer names must be unique .*repeated: \['c'\]"):
+        Network("net", "d", (conv, conv), "s")
+    net = Network("net", "d", [conv, FCLayer("fc", 4, 2)], "s")  # a list becomes a tuple
+    assert isinstance(net.layers, tuple) and hash(net)
+    assert count_multiplies(net, "direct").total == 4 * 9 + 8
+
+
+def test_count_needs_a_network_and_densities():
+    with pytest.raises(TypeError, match="network must be a Network or one of .*got int"):
+        count_multiplies(5)
+    with pytest.raises(TypeError, match="densities must be a Densities, got dict"):
+        compare_methods("vgg-nagadomi", densities={"weight": 0.4})

@@ -125,6 +125,22 @@ class Network:
     layers: tuple[ConvLayer | FCLayer, ...]
     source: str
 
+    def __post_init__(self):
+        layers = self.layers
+        if isinstance(layers, str | ConvLayer | FCLayer) or not isinstance(layers, Sequence):
+            raise TypeError(f"{self.name}: layers must be a sequence of ConvLayer and FCLayer, "
+                            f"got {type(layers).__name__}")
+        for i, la in enumerate(layers):
+            if not isinstance(la, ConvLayer | FCLayer):
+                raise TypeError(f"{self.name}: layer {i} is {la!r} ({type(la).__name__}); "
+                                f"expected a ConvLayer or an FCLayer")
+        names = [la.name for la in layers]
+        if len(set(names)) != len(names):
+            twice = sorted({n for n in names if names.count(n) > 1})
+            raise ValueError(f"{self.name}: layer names must be unique (densities are keyed "
+                             f"by name), repeated: {twice}")
+        object.__setattr__(self, "layers", tuple(layers))
+
     @property
     def pruned(self) -> tuple[str, ...]:
         """Names of the layers the densities apply to: the Winograd convs but the first."""
@@ -288,6 +304,9 @@ def count_multiplies(network: Network | str, method: Method = "winograd", m: int
     """
     if isinstance(network, str):
         network = get_network(network)
+    if not isinstance(network, Network):
+        raise TypeError(f"network must be a Network or one of {sorted(NETWORKS)}, got "
+                        f"{type(network).__name__}")
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; expected one of {list(METHODS)}")
     m = check_m(m)
@@ -327,11 +346,25 @@ def compare_methods(network: Network | str, m: int = 2,
     >>> print(f"{c['spatial_pruned'].total:.2g} {c['winograd'].reduction:.2f}")
     5.7e+07 2.19
     """
+    if not isinstance(densities, Densities):
+        raise TypeError(f"densities must be a Densities, got {type(densities).__name__}")
     d = densities
     args = {"direct": (1.0, 1.0), "spatial_pruned": (d.spatial_weight, d.spatial_activation),
             "winograd": (1.0, 1.0), "winograd_native": (d.weight, 1.0),
             "winograd_relu": (d.weight, d.activation)}
     return {k: count_multiplies(network, k, m, *args[k]) for k in METHODS}
+
+
+def _countable(a, name: str) -> np.ndarray:
+    """``a`` as a real numeric (or bool) array: strings and objects have no zeros to skip."""
+    try:
+        arr = np.asarray(a)
+    except ValueError as exc:  # ragged nested lists
+        raise TypeError(f"{name} must be a numeric array, got a ragged {type(a).__name__}") from exc
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must be a real numeric or bool array (weights, activations or "
+                        f"their masks), got dtype {arr.dtype}")
+    return arr
 
 
 def exact_winograd_multiplies(U, V=None, n_tiles: int | None = None) -> int:
@@ -358,7 +391,7 @@ def exact_winograd_multiplies(U, V=None, n_tiles: int | None = None) -> int:
     >>> exact_winograd_multiplies(U, V), exact_winograd_multiplies(U, n_tiles=9)
     (135, 144)
     """
-    U = np.asarray(U)
+    U = _countable(U, "U")
     if U.ndim != 4 or U.shape[2] != U.shape[3]:
         raise ValueError(f"U must have shape (K, C, alpha, alpha), got {U.shape}")
     if n_tiles is not None:
@@ -367,7 +400,7 @@ def exact_winograd_multiplies(U, V=None, n_tiles: int | None = None) -> int:
         if n_tiles is None:
             raise ValueError("give V (the transformed input tiles) or n_tiles (dense activations)")
         return int(np.count_nonzero(U)) * int(n_tiles)
-    V = np.asarray(V)
+    V = _countable(V, "V")
     if V.ndim != 6 or V.shape[1] != U.shape[1] or V.shape[4:] != U.shape[2:]:
         raise ValueError(f"V must have shape (N, C, tiles_h, tiles_w, alpha, alpha) = "
                          f"(N, {U.shape[1]}, th, tw, {U.shape[2]}, {U.shape[3]}), got {V.shape}")
