@@ -9,6 +9,9 @@ out in numpy and torch. Nothing is ever downloaded: the files come from a path t
 - :func:`load_jpeg_zip` reads a zip of ``{split}/{class}/*.jpg`` folders (the layout of
   ``../shared/data/cifar10-jpeg.zip``), decodes it once and caches the arrays under
   ``$WINOLAB_CACHE`` (default ``~/.cache/winolab``).
+- :func:`load_cifar100_png` reads the CIFAR-100 PNG zip of ``../shared/data/cifar100-png.zip``
+  (fine or coarse labels), checks it against its ``labels.csv`` and ``meta.json``, and caches
+  the arrays the same way.
 - :func:`load_image_folder` reads an ImageNet-style ``root/[split/]class/image`` tree.
 
 >>> ds = ImageDataset(np.zeros((4, 3, 2, 2), np.uint8), np.array([0, 1, 0, 1]), ("a", "b"), "-")
@@ -36,7 +39,9 @@ __all__ = [
     "BatchLoader",
     "ImageDataset",
     "cache_dir",
+    "is_cifar100_zip",
     "load_cifar",
+    "load_cifar100_png",
     "load_dataset",
     "load_image_folder",
     "load_jpeg_zip",
@@ -148,7 +153,9 @@ def _cifar_members(path: Path) -> dict[str, bytes]:
         raise ValueError(f"corrupt CIFAR archive {path}: {exc}") from exc
 
 
-def load_cifar(path: str | os.PathLike, split: str = "train") -> ImageDataset:
+def load_cifar(
+    path: str | os.PathLike, split: str = "train", labels: str = "fine"
+) -> ImageDataset:
     """CIFAR-10 or CIFAR-100 from the official python-pickle archive.
 
     Parameters
@@ -157,24 +164,31 @@ def load_cifar(path: str | os.PathLike, split: str = "train") -> ImageDataset:
         ``cifar-10-python.tar.gz`` / ``cifar-100-python.tar.gz``, or the directory it extracts
         to (``cifar-10-batches-py``, ``cifar-100-python``) or its parent.
     split : {"train", "test"}
+    labels : {"fine", "coarse"}
+        CIFAR-100 only: the 100 fine labels (default) or the 20 superclasses.
 
     Returns
     -------
     ImageDataset
-        32x32 RGB images; CIFAR-100 uses the 100 fine labels.
+        32x32 RGB images.
     """
     path = Path(path)
     if split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    if labels not in ("fine", "coarse"):
+        raise ValueError(f"labels must be 'fine' or 'coarse', got {labels!r}")
     if not path.exists():
         raise _missing(path, "CIFAR archive")
     files = _cifar_members(path)
     if "batches.meta" in files:  # CIFAR-10
         names = [f"data_batch_{i}" for i in range(1, 6)] if split == "train" else ["test_batch"]
         meta_file, label_key, names_key, kind = "batches.meta", "labels", "label_names", "10"
+        if labels != "fine":
+            raise ValueError(f"{path} is CIFAR-10, which has no {labels} labels")
     elif "meta" in files:  # CIFAR-100
         names = [split]
-        meta_file, label_key, names_key, kind = "meta", "fine_labels", "fine_label_names", "100"
+        meta_file, kind = "meta", "100"
+        label_key, names_key = f"{labels}_labels", f"{labels}_label_names"
     else:
         raise ValueError(
             f"{path} is not a CIFAR python archive: found neither batches.meta (CIFAR-10) "
@@ -300,6 +314,150 @@ def load_jpeg_zip(
     return ImageDataset(arrays[f"{split}_images"], arrays[f"{split}_labels"], classes, description)
 
 
+# ----------------------------------------------------------------------------- CIFAR-100 PNG zip
+def _cache_file(path: Path, tag: str) -> Path:
+    """The cache file of a data file: its name, size and mtime are in the key."""
+    stat = path.stat()
+    key = hashlib.sha256(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode())
+    return cache_dir() / f"{path.stem}-{tag}{key.hexdigest()[:16]}.npz"
+
+
+def _read_cached(target: Path) -> dict[str, np.ndarray] | None:
+    try:
+        with open(target, "rb") as fh, np.load(fh) as f:
+            return {k: f[k] for k in f.files}
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError):
+        return None  # missing or damaged: rebuilt from the source file
+
+
+def _decode_cifar100_zip(path: Path) -> dict[str, np.ndarray]:
+    """Every image listed in ``labels.csv``, checked against the zip and ``meta.json``."""
+    import csv
+    import json
+
+    try:
+        with zipfile.ZipFile(path) as zf:
+            names = set(zf.namelist())
+            csv_name = next((n for n in sorted(names) if n.endswith("/labels.csv")), None)
+            if csv_name is None or csv_name.replace("labels.csv", "meta.json") not in names:
+                raise ValueError(f"{path} is not the CIFAR-100 PNG zip: it needs "
+                                 f"<root>/labels.csv and <root>/meta.json")
+            root = csv_name[: -len("labels.csv")]
+            try:
+                meta = json.loads(zf.read(root + "meta.json"))
+                fine_names = [str(c) for c in meta["fine_label_names"]]
+                coarse_names = [str(c) for c in meta["coarse_label_names"]]
+                fine_to_coarse = [int(c) for c in meta["fine_to_coarse"]]
+                counts = {k: int(v) for k, v in meta["counts"].items()}
+            except (ValueError, KeyError, TypeError) as exc:
+                raise ValueError(f"{path}:{root}meta.json is not valid: {exc!r}") from exc
+            rows = list(csv.DictReader(io.StringIO(zf.read(csv_name).decode("utf-8"))))
+            listed = set()
+            by_split: dict[str, list] = {}
+            for i, row in enumerate(rows, start=2):  # line 1 is the header
+                where = f"{path}:{csv_name} line {i}"
+                try:
+                    split, member = row["split"], root + row["path"]
+                    fine, coarse = int(row["fine_label"]), int(row["coarse_label"])
+                    digest = row["sha256"]
+                    folder = row["path"].split("/")[-2]
+                except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
+                    raise ValueError(f"{where} is not a valid label row: {exc!r}") from exc
+                if member not in names:
+                    raise ValueError(f"{where} names {row['path']}, which is not in the zip")
+                if not (0 <= fine < len(fine_names)) or fine_names[fine] != folder:
+                    raise ValueError(f"{where}: fine label {fine} does not name the folder "
+                                     f"{folder!r} of its image")
+                if coarse != fine_to_coarse[fine]:
+                    raise ValueError(f"{where}: coarse label {coarse} is not the superclass "
+                                     f"{fine_to_coarse[fine]} of {folder!r} in meta.json")
+                raw = zf.read(member)
+                if hashlib.sha256(raw).hexdigest() != digest:
+                    raise ValueError(f"{path}:{member} does not match its sha256 in labels.csv")
+                listed.add(member)
+                by_split.setdefault(split, []).append(
+                    (_decode(raw, f"{path}:{member}"), fine, coarse))
+            unlisted = sorted(n for n in names - listed if n.lower().endswith(_IMAGE_SUFFIXES))
+            if unlisted:
+                raise ValueError(f"{path}: {len(unlisted)} images have no row in labels.csv, "
+                                 f"e.g. {unlisted[0]}")
+    except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as exc:
+        raise ValueError(f"corrupt zip file {path}: {exc}") from exc
+    arrays = {"fine_names": np.array(fine_names), "coarse_names": np.array(coarse_names)}
+    for split, items in by_split.items():
+        per_class = np.bincount([f for _, f, _ in items], minlength=len(fine_names))
+        want, want_each = counts.get(split), counts.get(f"{split}_per_class")
+        if want is not None and len(items) != want:
+            raise ValueError(f"{path}: {len(items)} {split} images, meta.json says {want}")
+        if want_each is not None and not (per_class == want_each).all():
+            bad = int(np.flatnonzero(per_class != want_each)[0])
+            raise ValueError(f"{path}: class {fine_names[bad]!r} has {per_class[bad]} {split} "
+                             f"images, meta.json says {want_each} per class")
+        if len({im.shape for im, _, _ in items}) > 1:
+            raise ValueError(f"{path}: the {split} images differ in size")
+        arrays[f"{split}_images"] = np.stack([im for im, _, _ in items])
+        arrays[f"{split}_fine"] = np.array([f for _, f, _ in items], np.int64)
+        arrays[f"{split}_coarse"] = np.array([c for _, _, c in items], np.int64)
+    return arrays
+
+
+def is_cifar100_zip(path: str | os.PathLike) -> bool:
+    """True when ``path`` is a zip with ``<root>/labels.csv`` and ``<root>/meta.json``."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            names = set(zf.namelist())
+    except (zipfile.BadZipFile, OSError):
+        return False
+    return any(n.endswith("/labels.csv") and n[:-10] + "meta.json" in names for n in names)
+
+
+def load_cifar100_png(
+    path: str | os.PathLike,
+    split: str = "train",
+    labels: str = "fine",
+    cache: bool = True,
+) -> ImageDataset:
+    """CIFAR-100 from the PNG zip of ``../shared/data``, decoded once and cached.
+
+    The zip holds ``<root>/{train,test}/{fine class}/*.png``, ``<root>/labels.csv`` (split,
+    path, fine and coarse label, sha256 of each file) and ``<root>/meta.json`` (label names,
+    fine-to-coarse table, counts). Every row of ``labels.csv`` must name an image in the zip
+    with that digest, every image must have a row, the labels must agree with the folders and
+    with ``meta.json``, and the counts must be the ones ``meta.json`` states; otherwise a
+    ValueError names the file and the line. Images come in ``labels.csv`` order (grouped by
+    class), so shuffle or subset with :meth:`ImageDataset.subset`.
+
+    Parameters
+    ----------
+    path : path
+        ``cifar100-png.zip``.
+    split : {"train", "test"}
+    labels : {"fine", "coarse"}
+        The 100 fine classes (default) or the 20 superclasses.
+    cache : bool
+        Read and write the decoded arrays under :func:`cache_dir`.
+    """
+    path = Path(path)
+    if labels not in ("fine", "coarse"):
+        raise ValueError(f"labels must be 'fine' or 'coarse', got {labels!r}")
+    if not path.is_file():
+        raise _missing(path, "CIFAR-100 PNG zip")
+    target = _cache_file(path, "v1-")
+    arrays = _read_cached(target) if cache else None
+    if arrays is None:
+        arrays = _decode_cifar100_zip(path)
+        if cache:
+            _save_atomic(target, **arrays)
+    if f"{split}_images" not in arrays:
+        found = sorted(k[: -len("_images")] for k in arrays if k.endswith("_images"))
+        raise ValueError(f"{path} has no split {split!r}; it has {found}")
+    classes = tuple(str(c) for c in arrays[f"{labels}_names"])
+    return ImageDataset(
+        arrays[f"{split}_images"], arrays[f"{split}_{labels}"], classes,
+        f"CIFAR-100 as lossless PNG ({path.name}, {split} split, {labels} labels)",
+    )
+
+
 # ----------------------------------------------------------------------------- image folders
 def load_image_folder(
     path: str | os.PathLike, split: str | None = None, size: int | None = None
@@ -361,6 +519,8 @@ def load_dataset(path: str | os.PathLike, split: str = "train") -> ImageDataset:
     if not path.exists():
         raise _missing(path, "dataset")
     if path.suffix == ".zip":
+        if is_cifar100_zip(path):
+            return load_cifar100_png(path, split)
         return load_jpeg_zip(path, split)
     cifar_names = ("batches.meta", "meta", "cifar-10-batches-py", "cifar-100-python")
     if path.is_file() or any((path / n).exists() for n in cifar_names):
