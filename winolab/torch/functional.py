@@ -7,7 +7,7 @@ The layer computes, for every ``alpha x alpha`` input tile ``d`` (stride ``m``):
     Y = AT M A              (m x m output tiles, overlap-free)
 
 and the backward of :class:`_WinogradDomainConv` is the one of the papers' custom kernels
-(notes-papers.md, 1.3 and 2.2)::
+(Liu et al.'s Winograd-layer gradients; Li et al.'s Winograd layer)::
 
     dM = A dY AT                    (per tile)
     dU = sum_tiles dM * V           (a batched GEMM over the alpha^2 positions)

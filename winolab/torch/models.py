@@ -21,6 +21,7 @@ from typing import Literal
 import torch
 from torch import nn
 
+from winolab._validate import check_bool, check_m
 from winolab.derive import DEFAULT_CONVENTION, Convention, check_convention
 from winolab.torch.layers import WinogradConv2d
 
@@ -138,7 +139,7 @@ def _convpool_cnn_c(arch, num_classes, width, m, batchnorm, convention) -> nn.Se
 
 
 class LiuBlock(nn.Module):
-    """Liu et al.'s pre-activation basic block (ResNet-18-var, notes 1.4).
+    """Liu et al.'s pre-activation basic block of their ResNet-18 variant.
 
     ``branch = BN(x) -> [ReLU] -> conv1 -> BN -> [ReLU] -> conv2 -> BN``, where the bracketed
     ReLUs are spatial (``"spatial"``, ``"winograd"``) or inside the Winograd layers
@@ -267,15 +268,47 @@ def build_model(
         num_classes = MODELS[name]
     if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
         raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
-    if isinstance(width, bool) or not isinstance(width, int | float) or not width > 0:
-        raise ValueError(f"width must be a positive number, got {width!r}")
+    if isinstance(width, bool) or not isinstance(width, int | float) or not (
+            0 < width < float("inf")):
+        raise ValueError(f"width must be a finite positive number, got {width!r}")
+    m = check_m(m)  # also for "spatial": model.m is recorded, and pruners read it
+    batchnorm = check_bool(batchnorm, "batchnorm", "BatchNorm after the convolutions")
     convention = check_convention(convention)
     model = _BUILDERS[name](
         architecture, num_classes, float(width), m, bool(batchnorm), convention
     )
     model.network_name, model.architecture, model.m = name, architecture, m
     model.convention = convention
+    model.register_forward_pre_hook(_ImageSizeCheck(name))
     return model
+
+
+# The image sizes the layers fix: VGG-nagadomi's fc1 takes the 4x4 maps left by three 2x2
+# pools, ConvPool-CNN-C's valid conv7 needs 3x3 maps after two stride-2 pools, and the
+# ResNet pools globally. (lowest, highest) pixels a side, and the paper's size.
+_IMAGE_SIZES = {"vgg-nagadomi": (32, 39, 32), "convpool-cnn-c": (9, None, 32),
+                "resnet18-liu": (1, None, 224)}
+
+
+class _ImageSizeCheck:
+    """Forward pre-hook of :func:`build_model`'s models: an input the network cannot take is
+    refused with the size it expects (instead of a matrix-shape error deep inside)."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def __call__(self, module: nn.Module, args: tuple) -> None:
+        lo, hi, paper = _IMAGE_SIZES[self.name]
+        x = args[0] if args else None
+        if not isinstance(x, torch.Tensor) or x.ndim != 4:
+            got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+            raise ValueError(f"{self.name} expects a batch of images (N, 3, {paper}, {paper}), "
+                             f"got {got}")
+        H, W = x.shape[2], x.shape[3]
+        if min(H, W) < lo or (hi is not None and max(H, W) > hi):
+            span = f"{lo} to {hi}" if hi is not None else f"at least {lo}"
+            raise ValueError(f"{self.name} expects {paper}x{paper} images ({span} pixels a "
+                             f"side), got {H}x{W}")
 
 
 def convert_to_winograd(
@@ -297,6 +330,10 @@ def convert_to_winograd(
     >>> net.conv2.weight.shape, net.architecture
     (torch.Size([8, 8, 6, 6]), 'winograd')
     """
+    m = check_m(m)
+    relu_in_winograd = check_bool(relu_in_winograd, "relu_in_winograd",
+                                  "ReLU after the input transform")
+    skip_first = check_bool(skip_first, "skip_first", "keep the first convolution spatial")
     convention = check_convention(convention)
     first = True
     for parent in list(model.modules()):
