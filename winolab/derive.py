@@ -454,9 +454,10 @@ def verify(
 
     Both sides are bilinear in the filter and the data, so they agree for all inputs exactly
     when they agree on every pair of basis vectors: output ``i`` must read input ``j`` through
-    tap ``k`` with coefficient 1 if ``j = i + k`` (correlation) and 0 otherwise. This is the
-    same proof as expanding :func:`residual` to zero, in exact rational arithmetic, but fast
-    enough for F(6x6, 3x3) in 2-D.
+    tap ``k`` with coefficient 1 if ``j = i + k`` (``form="correlation"``) and 0 otherwise; in
+    the transposed ``form="convolution"``, input ``i`` must reach output ``j = i + k``. This is
+    the same proof as expanding :func:`residual` to zero, in exact rational arithmetic, but
+    fast enough for F(6x6, 3x3) in 2-D.
 
     >>> verify(cook_toom(4, 3), ndim=2)
     True
@@ -473,19 +474,27 @@ def verify(
         AT, G, BT = n2.AT2, n2.G2, n2.BT2
         taps = [(k, l) for k in range(ct.r) for l in range(ct.r)]
         m_out, n_in = ct.m, ct.alpha
-    coef = _coefficients(AT, G, BT)  # coef[tap][out, in] for the correlation form
-    shape = (m_out,) * ndim
+    # coef[tap][i, j] = sum_t AT[i, t] G[t, tap] BT[t, j], the trilinear tensor of the algorithm
+    coef = _coefficients(AT, G, BT)
     for tap, C in zip(taps, coef, strict=True):
-        for out_flat in range(C.rows):
-            out = _unravel(out_flat, shape)
-            for in_flat in range(C.cols):
-                inp = _unravel(in_flat, (n_in,) * ndim)
-                want = int(all(inp[a] == out[a] + tap[a] for a in range(ndim)))
-                if C[out_flat, in_flat] != want:
+        if form == "correlation":
+            # y_i = sum_j C[i, j] d_j must read d_{i + tap}: C[i, j] = [j == i + tap]
+            M, n_out, n_arg = C, m_out, n_in
+        else:
+            # the transposed algorithm y = BT^T [(G g) * (AT^T x)] has y_j = sum_i C[i, j] x_i,
+            # and polynomial multiplication puts x_i g_tap into y_{i + tap}:
+            # C^T[j, i] = [j == i + tap]
+            M, n_out, n_arg = C.T, n_in, m_out
+        for out_flat in range(M.rows):
+            out = _unravel(out_flat, (n_out,) * ndim)
+            for in_flat in range(M.cols):
+                inp = _unravel(in_flat, (n_arg,) * ndim)
+                if form == "correlation":
+                    want = all(inp[a] == out[a] + tap[a] for a in range(ndim))
+                else:
+                    want = all(out[a] == inp[a] + tap[a] for a in range(ndim))
+                if M[out_flat, in_flat] != int(want):
                     return False
-    # The transposed (convolution) form y = B[(G g) * (A x)] has the same trilinear tensor
-    # sum_t AT[i,t] G[t,k] BT[t,j] read along another axis, so the same coefficients prove it;
-    # residual(form="convolution") shows it term by term.
     return True
 
 
