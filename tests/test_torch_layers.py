@@ -187,3 +187,23 @@ def test_extra_repr_and_state_dict_shape():
     layer = WinogradConv2d(2, 3, m=4, relu_in_winograd=True, bias=False)
     assert "alpha=6" in repr(layer) and "relu_in_winograd=True" in repr(layer)
     assert set(layer.state_dict()) == {"weight"}
+
+
+@pytest.mark.parametrize("bad", ["no", "spatial", 0.5, 1, None])
+def test_flags_must_be_booleans(bad):
+    # "no" used to be truthy: a Winograd-ReLU layer nobody asked for
+    with pytest.raises(TypeError, match=f"relu_in_winograd must be True or False .*got {bad!r}"):
+        WinogradConv2d(2, 3, relu_in_winograd=bad)
+    with pytest.raises(TypeError, match="relu_in_winograd must be True or False"):
+        WinogradConv2d.from_conv2d(_conv(C=2, K=3), relu_in_winograd=bad)
+    with pytest.raises(TypeError, match=r"bias must be True or False \(a learned bias"):
+        WinogradConv2d(2, 3, bias=bad)
+
+
+def test_a_list_or_tensor_as_bias_is_refused():
+    # bias is a flag, as in nn.Conv2d; values go into layer.bias afterwards
+    with pytest.raises(TypeError, match=r"bias must be True or False .*got \[1.0, 2.0, 3.0\]"):
+        WinogradConv2d(2, 3, bias=[1.0, 2.0, 3.0])
+    with pytest.raises(TypeError, match="bias must be True or False"):
+        WinogradConv2d(2, 3, bias=torch.ones(3))
+    assert WinogradConv2d(2, 3, bias=np.False_).bias is None

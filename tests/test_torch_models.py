@@ -227,3 +227,68 @@ def test_models_carry_the_convention_to_every_winograd_layer():
         "nnpack"}
     with pytest.raises(ValueError, match="convention"):
         build_model("vgg-nagadomi", "winograd_relu", convention="Lavin")
+
+
+@pytest.mark.parametrize("architecture", ARCHITECTURES)
+@pytest.mark.parametrize(("m", "exc", "match"), [
+    (0, ValueError, r"m \(output tile size\) must be >= 1, got 0"),
+    ("x", TypeError, r"m \(output tile size\) must be an int, got str 'x'"),
+    (2.0, TypeError, r"m \(output tile size\) must be an int, got float"),
+])
+def test_build_model_checks_m_for_every_architecture(architecture, m, exc, match):
+    # "spatial" has no Winograd layer, but it records model.m, which the pruners read
+    with pytest.raises(exc, match=match):
+        build_model("vgg-nagadomi", architecture, width=0.125, m=m)
+
+
+@pytest.mark.parametrize(("kwargs", "exc", "match"), [
+    ({"batchnorm": "no"}, TypeError, r"batchnorm must be True or False \(BatchNorm"),
+    ({"width": float("inf")}, ValueError, "width must be a finite positive number, got inf"),
+    ({"width": float("nan")}, ValueError, "width must be a finite positive number, got nan"),
+    ({"width": 0}, ValueError, "width must be a finite positive number, got 0"),
+])
+def test_build_model_other_options(kwargs, exc, match):
+    with pytest.raises(exc, match=match):
+        build_model("vgg-nagadomi", **kwargs)
+
+
+def test_convert_to_winograd_checks_its_options():
+    net = build_model("vgg-nagadomi", width=0.125)
+    with pytest.raises(TypeError, match=r"relu_in_winograd must be True or False \(ReLU"):
+        convert_to_winograd(net, relu_in_winograd="no")
+    with pytest.raises(TypeError, match="skip_first must be True or False"):
+        convert_to_winograd(net, skip_first=0)
+    with pytest.raises(ValueError, match=r"m \(output tile size\) must be >= 1"):
+        convert_to_winograd(net, m=0)
+    assert not any(isinstance(mod, WinogradConv2d) for mod in net.modules()), "nothing changed"
+
+
+@pytest.mark.parametrize(("name", "size", "match"), [
+    ("vgg-nagadomi", 16, r"vgg-nagadomi expects 32x32 images \(32 to 39 pixels a side\), "
+                         r"got 16x16"),
+    ("vgg-nagadomi", 64, "vgg-nagadomi expects 32x32 images .*got 64x64"),
+    ("convpool-cnn-c", 8, r"convpool-cnn-c expects 32x32 images \(at least 9 pixels"),
+])
+def test_a_model_fed_the_wrong_image_size_says_what_it_expects(name, size, match):
+    net = build_model(name, "winograd_relu", width=0.125).eval()
+    with torch.no_grad(), pytest.raises(ValueError, match=match):
+        net(torch.zeros(1, 3, size, size))
+
+
+def test_image_size_bounds_are_exactly_what_runs():
+    # the bounds of the check are the sizes the layers take: one inside runs, one outside fails
+    with torch.no_grad():
+        vgg = build_model("vgg-nagadomi", width=0.125).eval()
+        assert vgg(torch.zeros(1, 3, 39, 32)).shape == (1, 10)
+        with pytest.raises(ValueError, match="got 40x32"):
+            vgg(torch.zeros(1, 3, 40, 32))
+        convpool = build_model("convpool-cnn-c", width=0.125).eval()
+        assert convpool(torch.zeros(1, 3, 9, 9)).shape == (1, 100)
+        for mod in vgg.modules():
+            mod._forward_pre_hooks.clear()
+        with pytest.raises(RuntimeError, match="cannot be multiplied"):
+            vgg(torch.zeros(1, 3, 40, 32))  # without the check: torch's shape error
+    with pytest.raises(ValueError, match=r"expects a batch of images \(N, 3, 32, 32\), "
+                                         r"got \(3, 32, 32\)"):
+        vgg_checked = build_model("vgg-nagadomi", width=0.125)
+        vgg_checked(torch.zeros(3, 32, 32))

@@ -19,7 +19,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from winolab._validate import check_m, check_padding
+from winolab._validate import check_bool, check_m, check_padding
 from winolab.derive import (
     DEFAULT_CONVENTION,
     Convention,
@@ -117,7 +117,8 @@ class WinogradConv2d(nn.Module):
         self.padding = check_padding(padding)
         self.m = check_m(m)
         self.alpha = self.m + kernel_size - 1
-        self.relu_in_winograd = bool(relu_in_winograd)
+        self.relu_in_winograd = check_bool(relu_in_winograd, "relu_in_winograd",
+                                           "ReLU after the input transform")
         # resolved once: an exact, hashable tuple (also validates the points)
         self.points = resolve_points(self.m, kernel_size, points)
         self.convention = check_convention(convention)
@@ -125,6 +126,8 @@ class WinogradConv2d(nn.Module):
         self.weight = nn.Parameter(
             torch.empty(out_channels, in_channels, self.alpha, self.alpha, **kw)
         )
+        # bias is a flag here: a tensor or list of values goes in layer.bias after construction
+        bias = check_bool(bias, "bias", "a learned bias per output channel")
         self.bias = nn.Parameter(torch.empty(out_channels, **kw)) if bias else None
         self.reset_parameters()
 

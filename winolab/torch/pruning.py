@@ -35,6 +35,7 @@ import torch
 from torch import nn
 
 from winolab import sparsity
+from winolab._validate import check_bool, check_m
 from winolab.torch.layers import WinogradConv2d
 
 __all__ = ["LIU_SCHEDULE", "METHODS", "Pruner", "YuPruner", "make_pruner", "prunable_layers"]
@@ -78,7 +79,9 @@ class Pruner:
     def __init__(self, model: nn.Module, m: int | None = None, include_first: bool = False):
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-        self.model, self.m, self.include_first = model, m, bool(include_first)
+        m = None if m is None else check_m(m)
+        include_first = check_bool(include_first, "include_first", "prune the first layer too")
+        self.model, self.m, self.include_first = model, m, include_first
         self.masks: dict[str, torch.Tensor] = {}
         self.stage = "dense"
         if not self._targets():
@@ -160,8 +163,31 @@ class Pruner:
             "masks": {n: mk.detach().cpu().clone() for n, mk in self.masks.items()},
         }
 
+    _stages: tuple[str, ...] = ("dense", "pruned")
+
+    def _check_state(self, sd) -> None:
+        """A state from :meth:`state_dict`, or an error that says what is missing."""
+        keys = ("method", "stage", "masks")
+        if not isinstance(sd, dict):
+            raise TypeError(f"a pruner state is a dict with {list(keys)} (from "
+                            f"Pruner.state_dict()), got {type(sd).__name__}")
+        if any(k not in sd for k in keys):
+            raise ValueError(f"a pruner state is a dict with {list(keys)} (from "
+                             f"Pruner.state_dict()), got the keys {sorted(sd)}")
+        if sd["method"] == self.method and sd["stage"] not in self._stages:
+            raise ValueError(f"stage {sd['stage']!r} is not a stage of {self.method!r} pruning: "
+                             f"expected one of {list(self._stages)}")
+        if not isinstance(sd["masks"], dict):
+            raise TypeError(f"masks must be a dict of module name -> bool torch.Tensor, got "
+                            f"{type(sd['masks']).__name__}")
+        for name, mk in sd["masks"].items():
+            if not isinstance(mk, torch.Tensor):
+                raise TypeError(f"the mask for {name!r} must be a torch.Tensor, got "
+                                f"{type(mk).__name__}")
+
     def load_state_dict(self, sd: dict[str, Any]) -> None:
         """Restore what :meth:`state_dict` saved (on the model's current devices)."""
+        self._check_state(sd)
         if sd.get("method") != self.method:
             raise ValueError(
                 f"state is for {sd.get('method')!r} pruning, this pruner is {self.method!r}"
@@ -197,6 +223,12 @@ class Pruner:
     @staticmethod
     def _weight(mod: nn.Module) -> np.ndarray:
         return mod.weight.detach().cpu().to(torch.float64).numpy()
+
+
+def _nonneg_number(v, name: str, what: str) -> float:
+    if isinstance(v, bool) or not isinstance(v, int | float) or not 0 <= v < float("inf"):
+        raise ValueError(f"{name} ({what}) must be a finite number >= 0, got {v!r}")
+    return float(v)
 
 
 class SpatialPruner(Pruner):
@@ -247,7 +279,9 @@ class LiPruner(Pruner):
         self, model, m=None, include_first=False, l1: float = 5e-5, threshold: float | None = None
     ):
         super().__init__(model, m, include_first)
-        self.l1, self.threshold = float(l1), threshold
+        self.l1 = _nonneg_number(l1, "l1", "the L1 coefficient")
+        self.threshold = None if threshold is None else _nonneg_number(
+            threshold, "threshold", "the hard threshold T, or None")
 
     def _kind_ok(self, mod):
         return isinstance(mod, WinogradConv2d)
@@ -294,6 +328,7 @@ class YuPruner(Pruner):
     """
 
     method = "yu"
+    _stages = ("dense", "spatial", "winograd")
 
     def __init__(
         self,
@@ -304,7 +339,12 @@ class YuPruner(Pruner):
         exponent: float = 1.5,
     ):
         super().__init__(model, 4 if m is None else m, include_first)
-        self.first_density, self.exponent = first_density, float(exponent)
+        if first_density is not None and not (
+                _nonneg_number(first_density, "first_density", "a density or None") <= 1):
+            raise ValueError(f"first_density must be a density in [0, 1] or None, got "
+                             f"{first_density!r}")
+        self.first_density = first_density
+        self.exponent = _nonneg_number(exponent, "exponent", "the power of F_hat")
         self._first = _first_conv(model)
         has_wino = any(isinstance(mod, WinogradConv2d) for mod in self._targets().values())
         self.stage = "winograd" if has_wino else "dense"
@@ -360,6 +400,7 @@ class YuPruner(Pruner):
     def load_state_dict(self, sd):
         """As :meth:`Pruner.load_state_dict`; a stage-2 state converts a spatial model first
         (so on resume: build the model, load the pruner state, then the model's state)."""
+        self._check_state(sd)
         if sd.get("stage") == "winograd" and not any(
             isinstance(mod, WinogradConv2d) for mod in self._targets().values()
         ):
