@@ -60,3 +60,20 @@ def test_bare_import_is_lazy_and_derive_needs_no_numpy():
 def test_probe_sees_heavy_imports():
     # negative control: the probe does notice a third-party import
     assert "hypothesis" in loaded_after("import winolab, hypothesis")["new"]
+
+
+def test_type_hints_ship_with_the_package():
+    # PEP 561: the py.typed marker sits in the package and pyproject.toml ships it
+    from importlib.resources import files
+    from pathlib import Path
+
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10: pytest depends on tomli there
+        import tomli as tomllib
+
+    assert files("winolab").joinpath("py.typed").is_file()
+    root = Path(__file__).resolve().parents[1]
+    config = tomllib.loads((root / "pyproject.toml").read_text())
+    assert "py.typed" in config["tool"]["setuptools"]["package-data"]["winolab"]
+    assert config["project"]["license"] == {"text": "MIT"} and (root / "LICENSE").is_file()
