@@ -49,6 +49,7 @@ def _args(cifar_dir, out, *extra):
     return [
         "train", "--data", str(cifar_dir), "--output-dir", str(out), "--width", "0.0625",
         "--batch-size", "16", "--epochs", "2", "--lr", "0.05", "--lr-milestones", "1",
+        "--lr-schedule", "multistep", "--label-smoothing", "0", "--precision", "fp32",
         "--architecture", "winograd_relu", "--method", "liu", "--densities", "0.5,0.3",
         "--retrain-epochs", "1", "--retrain-lr", "0.01", "--stats-images", "8",
         "--device", "cpu", "--no-progress", *extra,
@@ -163,7 +164,7 @@ def test_bad_input_is_a_clear_error(tmp_path, capsys):
     assert "nowhere.zip" in capsys.readouterr().err
     assert not any(tmp_path.iterdir()), "a failed start leaves no run directory behind"
     assert main(["train", "--resume", str(tmp_path / "no-run")]) == 2
-    assert "checkpoint" in capsys.readouterr().err
+    assert "no run directory" in capsys.readouterr().err
     with pytest.raises(ValueError, match="needs densities"):
         train.TrainConfig(data="x", method="liu")
     with pytest.raises(ValueError, match="architecture must be one of"):
@@ -181,7 +182,7 @@ def test_help_documents_every_option():
     for name in fields:
         assert f"--{name.replace('_', '-')}" in text
         assert " ".join(HELP[name].split())[:40] in text
-    for flag in ("--resume", "--stop-after-steps", "--no-progress"):
+    for flag in ("--resume", "--stop-after-steps", "--time-budget", "--no-progress"):
         assert flag in text
 
 

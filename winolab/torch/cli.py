@@ -1,8 +1,8 @@
 """``python -m winolab train``: the command line of :func:`winolab.torch.train.run`.
 
 Every field of :class:`~winolab.torch.train.TrainConfig` is an option (``lr_milestones`` is
-``--lr-milestones``), documented from :data:`HELP`; ``--resume``, ``--stop-after-steps`` and
-``--no-progress`` control the run without being part of its config.
+``--lr-milestones``), documented from :data:`HELP`; ``--resume``, ``--stop-after-steps``,
+``--time-budget`` and ``--no-progress`` control the run without being part of its config.
 
 >>> import argparse
 >>> sub = argparse.ArgumentParser(prog="winolab").add_subparsers()
@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import typing
 from dataclasses import MISSING, fields
 from pathlib import Path
 
-from winolab.torch.train import TrainConfig, run
+from winolab.torch.train import RunFileError, TrainConfig, run
 
 __all__ = ["HELP", "add_train_parser", "config_from_args", "train_command"]
 
@@ -39,12 +40,16 @@ HELP = {
     "m": "Winograd output tile size m of F(m x m, 3 x 3)",
     "batchnorm": "BatchNorm after each convolution",
     "subset": "train on a fixed, seeded, class-balanced subset of this many images",
-    "test_subset": "evaluate on a class-balanced subset of this many test images",
+    "test_subset": "evaluate on a class-balanced subset of this many test images, the same "
+    "for every seed (default: the whole test set, as every recorded accuracy should be)",
     "epochs": "epochs of dense training before any pruning (0 to start from --init)",
     "batch_size": "mini-batch size",
-    "lr": "initial learning rate of dense training",
-    "lr_schedule": "learning-rate schedule, stepped once per epoch: constant, step (x gamma "
-    "every --lr-step epochs) or multistep (x gamma at each milestone)",
+    "lr": "peak (linear) or initial learning rate of dense training",
+    "lr_schedule": "learning-rate schedule of every phase: linear (updated every step: linear "
+    "warm-up from 0 to the phase's lr over the first --warmup of its steps, then linear decay "
+    "to 0 at its last step), or, stepped once per epoch, constant, step (x gamma every "
+    "--lr-step epochs) or multistep (x gamma at each milestone)",
+    "warmup": "linear schedule: fraction of each phase's steps spent warming up",
     "lr_milestones": "comma-separated epochs of dense training where the lr is multiplied by "
     "gamma (multistep)",
     "lr_step": "epochs between lr drops (step schedule)",
@@ -52,6 +57,8 @@ HELP = {
     "momentum": "SGD momentum",
     "nesterov": "Nesterov momentum",
     "weight_decay": "L2 weight decay",
+    "label_smoothing": "label smoothing of the training cross-entropy (0 for none; the test "
+    "loss is always without)",
     "densities": "prune schedule: comma-separated target densities (fraction of weights kept), "
     "each pruned to and then retrained for --retrain-epochs, e.g. 0.8,0.6,0.4",
     "retrain_epochs": "epochs of masked retraining after each prune",
@@ -65,6 +72,10 @@ HELP = {
     "augment": "random crop with 4-pixel zero padding and horizontal flips while training",
     "seed": "seed of initialisation, subsets, batch order and augmentation",
     "device": "auto (CUDA when present, else CPU), cpu or cuda",
+    "precision": "training precision: bf16 (torch.autocast bfloat16, float32 weights; "
+    "evaluation, activation statistics and F(4x4) Winograd layers stay float32), fp32, or auto: "
+    "bf16 on a CPU with AMX-BF16, or with AVX512-BF16 where results/bench_train_step.json "
+    "measured it faster on this CPU model, else fp32. The choice and its reason are recorded",
     "init": "start from the model of this checkpoint.pt or run directory (prune + retrain a "
     "trained network). Epochs count from 0 again, so with the same --seed the batches and "
     "augmentation repeat those of the run it starts from: give another --seed, or prune in "
@@ -86,6 +97,16 @@ def _tuple_of(kind):
             ) from None
 
     return parse
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
+    return value
 
 
 def add_train_parser(subparsers) -> argparse.ArgumentParser:
@@ -129,6 +150,14 @@ def add_train_parser(subparsers) -> argparse.ArgumentParser:
         help="checkpoint and stop after N optimizer steps of the run (resume later)",
     )
     p.add_argument(
+        "--time-budget",
+        type=_seconds,
+        default=None,
+        metavar="SECONDS",
+        help="wall-clock budget of this session: checkpoint and stop before a step that would "
+        "pass it (continue with --resume RUN_DIR; the result equals an uninterrupted run's)",
+    )
+    p.add_argument(
         "--progress",
         action=argparse.BooleanOptionalAction,
         default=True,
@@ -159,17 +188,26 @@ def train_command(args: argparse.Namespace) -> int:
             result = run(
                 config_from_args(args),
                 stop_after_steps=args.stop_after_steps,
+                time_budget=args.time_budget,
                 progress=args.progress,
             )
         else:
             result = run(
-                resume=args.resume, stop_after_steps=args.stop_after_steps, progress=args.progress
+                resume=args.resume,
+                stop_after_steps=args.stop_after_steps,
+                time_budget=args.time_budget,
+                progress=args.progress,
             )
-    except (ValueError, FileNotFoundError, FileExistsError) as exc:
+    except (ValueError, OSError, RunFileError, FloatingPointError) as exc:
         print(f"winolab train: error: {exc}", file=sys.stderr)
         return 2
     if result is None:
-        print("stopped; continue with --resume RUN_DIR", file=sys.stderr)
+        from winolab.torch import train as _train
+
+        print(
+            f"stopped at a checkpoint; continue with --resume {_train.LAST_RUN_DIR}",
+            file=sys.stderr,
+        )
         return 0
     summary = {k: result[k] for k in ("run_dir", "accuracy", "wall_time_s", "steps")}
     print(json.dumps(summary))

@@ -61,6 +61,21 @@ def _matrices(m: int, r: int, basis: tuple, dtype: torch.dtype, device: str):
     )
 
 
+@lru_cache(maxsize=32)
+def _autocast_dtype(m: int, r: int, basis: tuple, device_type: str) -> torch.dtype:
+    """The dtype a Winograd layer computes in under ``torch.autocast`` on ``device_type``.
+
+    The autocast dtype (bfloat16 on the CPU) when ``G``, ``kron(BT, BT)`` and
+    ``kron(AT, AT)`` are exactly representable in it, as for F(2x2, 3x3) with Lavin's points;
+    float32 otherwise, so that a rounded transform never changes the layer.
+    """
+    low = torch.get_autocast_dtype(device_type)
+    exact = all(
+        torch.equal(a, a.to(low).double()) for a in _matrices(m, r, basis, torch.float64, "cpu")
+    )
+    return low if exact else torch.float32
+
+
 def _check_tensor(a, name: str, ndim: int, shape_text: str) -> None:
     if not isinstance(a, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(a).__name__}")
@@ -332,14 +347,20 @@ def winograd_domain_conv2d(
         )
     if alpha < m:
         raise ValueError(f"U has alpha = {alpha} but alpha = m + r - 1 >= m = {m}")
-    if U.dtype != x.dtype or U.device != x.device:
-        raise TypeError(f"U ({U.dtype}, {U.device}) and x ({x.dtype}, {x.device}) must match")
     if bias is not None and tuple(bias.shape) != (K,):
         raise ValueError(
             f"bias must have shape ({K},) (one per output channel), got {tuple(bias.shape)}"
         )
     r = alpha - m + 1
     basis = (resolve_points(m, r, points), check_convention(convention))
+    if U.device == x.device and torch.is_autocast_enabled(x.device.type):
+        # under torch.autocast: the autocast dtype where the transforms are exact in it
+        # (F(2x2, 3x3)); float32 otherwise (F(4x4, 3x3) in bfloat16 errs by ~3%)
+        dtype = _autocast_dtype(m, r, basis, x.device.type)
+        x, U = x.to(dtype), U.to(dtype)
+        bias = None if bias is None else bias.to(dtype)
+    if U.dtype != x.dtype or U.device != x.device:
+        raise TypeError(f"U ({U.dtype}, {U.device}) and x ({x.dtype}, {x.device}) must match")
     return _WinogradDomainConv.apply(x, U, bias, m, r, basis, ph, pw, bool(relu))
 
 
