@@ -265,6 +265,14 @@ def test_missing_folder(tmp_path):
         results.load_results(tmp_path / "nothing")
 
 
+@pytest.mark.parametrize("text", ['{"accuracy": 0.9, "hist', "", "[1, 2]"])
+def test_damaged_run_json_names_the_file(tmp_path, text):
+    (tmp_path / "good.json").write_text('{"accuracy": 0.5}')
+    (tmp_path / "dense-spatial.json").write_text(text)
+    with pytest.raises(ValueError, match=r"dense-spatial\.json"):
+        results.load_results(tmp_path)
+
+
 @needs_runs
 def test_figures():
     pytest.importorskip("matplotlib")

@@ -85,7 +85,18 @@ def load_results(folder: str | Path = ROOT / "results" / "cifar10") -> dict[str,
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"no results folder {folder}: run scripts/reproduce_cifar10.py")
-    return {p.stem: json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))}
+    out = {}
+    for p in sorted(folder.glob("*.json")):
+        try:
+            out[p.stem] = json.loads(p.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise ValueError(
+                f"{p} is not a valid run JSON ({exc}): truncated or damaged; restore it with "
+                f"`git checkout {p.name}` or rerun its step, or move it out of {folder}"
+            ) from None
+        if not isinstance(out[p.stem], dict):
+            raise ValueError(f"{p} holds a {type(out[p.stem]).__name__}, not a run (an object)")
+    return out
 
 
 def _density(result: dict) -> float:
