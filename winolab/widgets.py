@@ -331,7 +331,7 @@ def compute_relu_density(
 
     >>> r = compute_relu_density(2)
     >>> r.position_density.shape, round(r.winograd_relu_density, 2)
-    ((4, 4), 0.49)
+    ((4, 4), 0.5)
     """
     from winolab import sparsity
     from winolab.reference import input_transform
