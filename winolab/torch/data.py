@@ -241,6 +241,35 @@ def _save_atomic(target: Path, **arrays) -> None:
         raise
 
 
+def _cache_file(path: Path, tag: str) -> Path:
+    """The cache file of a data file: its name, size and mtime are in the key."""
+    stat = path.stat()
+    key = hashlib.sha256(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode())
+    return cache_dir() / f"{path.stem}-{tag}{key.hexdigest()[:16]}.npz"
+
+
+def _read_cached(target: Path) -> dict[str, np.ndarray] | None:
+    try:
+        with open(target, "rb") as fh, np.load(fh) as f:
+            return {k: f[k] for k in f.files}
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError):
+        return None  # missing or damaged: rebuilt from the source file
+
+
+def _decoded(path: Path, decode, cache: bool, split: str, tag: str = "") -> dict:
+    """``decode(path)``, read from or written to the cache, checked to hold ``split``."""
+    target = _cache_file(path, tag)
+    arrays = _read_cached(target) if cache else None
+    if arrays is None:
+        arrays = decode(path)
+        if cache:
+            _save_atomic(target, **arrays)
+    if f"{split}_images" not in arrays:
+        found = sorted(k[: -len("_images")] for k in arrays if k.endswith("_images"))
+        raise ValueError(f"{path} has no split {split!r}; it has {found}")
+    return arrays
+
+
 def _decode_zip(path: Path) -> dict[str, np.ndarray]:
     """Every ``.../{split}/{class}/{image}`` member of the zip, decoded."""
     try:
@@ -290,23 +319,7 @@ def load_jpeg_zip(
     path = Path(path)
     if not path.is_file():
         raise _missing(path, "image zip")
-    stat = path.stat()
-    key = hashlib.sha256(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode())
-    target = cache_dir() / f"{path.stem}-{key.hexdigest()[:16]}.npz"
-    arrays = None
-    if cache and target.is_file():
-        try:
-            with np.load(target) as f:
-                arrays = {k: f[k] for k in f.files}
-        except (OSError, ValueError, zipfile.BadZipFile, EOFError):
-            arrays = None  # a damaged cache is rebuilt from the zip
-    if arrays is None:
-        arrays = _decode_zip(path)
-        if cache:
-            _save_atomic(target, **arrays)
-    if f"{split}_images" not in arrays:
-        found = sorted(k[: -len("_images")] for k in arrays if k.endswith("_images"))
-        raise ValueError(f"{path} has no split {split!r}; it has {found}")
+    arrays = _decoded(path, _decode_zip, cache, split)
     classes = tuple(str(c) for c in arrays["classes"])
     description = f"{path.name}, {split} split"
     if path.name.startswith("cifar10-jpeg"):
@@ -315,21 +328,6 @@ def load_jpeg_zip(
 
 
 # ----------------------------------------------------------------------------- CIFAR-100 PNG zip
-def _cache_file(path: Path, tag: str) -> Path:
-    """The cache file of a data file: its name, size and mtime are in the key."""
-    stat = path.stat()
-    key = hashlib.sha256(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode())
-    return cache_dir() / f"{path.stem}-{tag}{key.hexdigest()[:16]}.npz"
-
-
-def _read_cached(target: Path) -> dict[str, np.ndarray] | None:
-    try:
-        with open(target, "rb") as fh, np.load(fh) as f:
-            return {k: f[k] for k in f.files}
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError):
-        return None  # missing or damaged: rebuilt from the source file
-
-
 def _decode_cifar100_zip(path: Path) -> dict[str, np.ndarray]:
     """Every image listed in ``labels.csv``, checked against the zip and ``meta.json``."""
     import csv
@@ -442,15 +440,7 @@ def load_cifar100_png(
         raise ValueError(f"labels must be 'fine' or 'coarse', got {labels!r}")
     if not path.is_file():
         raise _missing(path, "CIFAR-100 PNG zip")
-    target = _cache_file(path, "v1-")
-    arrays = _read_cached(target) if cache else None
-    if arrays is None:
-        arrays = _decode_cifar100_zip(path)
-        if cache:
-            _save_atomic(target, **arrays)
-    if f"{split}_images" not in arrays:
-        found = sorted(k[: -len("_images")] for k in arrays if k.endswith("_images"))
-        raise ValueError(f"{path} has no split {split!r}; it has {found}")
+    arrays = _decoded(path, _decode_cifar100_zip, cache, split, tag="v1-")
     classes = tuple(str(c) for c in arrays[f"{labels}_names"])
     return ImageDataset(
         arrays[f"{split}_images"], arrays[f"{split}_{labels}"], classes,
