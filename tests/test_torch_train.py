@@ -193,3 +193,70 @@ def test_config_round_trips_through_json_and_command_line():
     parser = build_parser(train=True)
     args = parser.parse_args(["train", *train._cli_args(config)])
     assert config_from_args(args) == config
+
+
+@pytest.mark.parametrize("architecture", ["spatial", "winograd", "winograd_relu"])
+def test_one_memory_layout_end_to_end(architecture):
+    # the training model and input are channels_last; so is every 4-d activation, forward
+    # and backward (the Winograd layers compute in channels_last)
+    config = train.TrainConfig(data="x", architecture=architecture, width=0.125)
+    model = train._build(config, 10, None)
+    seen = []
+
+    def hook(module, args, out):
+        if out.dim() == 4:
+            seen.append(out.is_contiguous(memory_format=torch.channels_last))
+
+    for module in model.children():
+        module.register_forward_hook(hook)
+    x = train._channels_last(torch.randn(4, 3, 32, 32))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss = model(x).float().sum()
+    loss.backward()
+    assert len(seen) >= 20 and all(seen), seen
+    for p in model.parameters():
+        if p.dim() == 4 and p.shape[-1] == 3:
+            assert p.grad.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_precision_is_chosen_from_the_cpu_and_the_measurement(tmp_path, monkeypatch):
+    cpu = torch.device("cpu")
+    assert train.resolve_precision("fp32", "spatial", cpu) == ("fp32", "asked for")
+    assert train.resolve_precision("bf16", "spatial", cpu) == ("bf16", "asked for")
+    info = train.cpu_info()
+    precision, reason = train.resolve_precision("auto", "winograd_relu", cpu)
+    assert precision in ("bf16", "fp32") and info["model"] in reason
+    if not (info["isa"]["avx512_bf16"] or info["isa"]["amx_bf16"]):
+        assert precision == "fp32"
+    # a benchmark of this CPU decides where there is AVX512-BF16 without AMX
+    bench = {
+        "provenance": {"cpu": info},
+        "round_step_s": {"spatial-fp32-cl": [2.0, 2.2, 1.8], "spatial-bf16-cl": [1.0, 1.0, 1.2]},
+    }
+    monkeypatch.setattr(train, "BENCH_TRAIN_STEP", tmp_path / "bench.json")
+    (tmp_path / "bench.json").write_text(json.dumps(bench))
+    assert train.measured_bf16_speedup("spatial", info) == pytest.approx(2.0)
+    assert train.measured_bf16_speedup("winograd", info) is None  # not measured
+    other = {**info, "model": "another CPU"}
+    assert train.measured_bf16_speedup("spatial", other) is None
+
+
+def test_recorded_paths_are_relative_to_the_repository():
+    root = train.ROOT
+    assert train._portable(root / "results" / "x.json") == "results/x.json"
+    assert train._portable(root / ".." / "shared" / "data" / "c.zip") == "../shared/data/c.zip"
+    home = train.Path.home() / ".cache" / "winolab" / "runs"
+    assert train._portable(home) == "~/.cache/winolab/runs"
+    assert train._portable("relative/d.zip") == "relative/d.zip"
+
+
+def test_result_records_the_full_test_set_with_a_standard_error(uninterrupted):
+    result = json.loads((uninterrupted / "result.json").read_text())
+    n = result["data"]["test_images"]
+    assert n == 16  # every test image of the tiny set
+    p = result["accuracy"]
+    assert result["accuracy_se"] == pytest.approx((p * (1 - p) / n) ** 0.5)
+    env = result["environment"]
+    for key in ("cpu", "isa", "precision", "threads", "load_average_1_5_15", "memory_format"):
+        assert key in env, key
+    assert result["precision"] == env["precision"] == "fp32"

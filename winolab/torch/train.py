@@ -17,6 +17,7 @@ device a resumed run reaches the same parameters as one that was never interrupt
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import math
 import os
@@ -835,7 +836,9 @@ def _run(config, run_dir, ckpt, stop_after_steps, time_budget, progress, start_t
             "rng": _rng_state(),
             "state": {**state, "elapsed": state["elapsed"] + time.perf_counter() - start_time},
         }
-        _atomic_write(run_dir / "checkpoint.pt", lambda f: torch.save(blob, f))
+        buffer = io.BytesIO()  # serialised first: a failed write is then an OSError
+        torch.save(blob, buffer)
+        _atomic_write(run_dir / "checkpoint.pt", lambda f: f.write(buffer.getbuffer()))
 
     def stop_now() -> bool:
         if stop_after_steps is not None and state["step"] >= stop_after_steps:
