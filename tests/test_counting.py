@@ -384,3 +384,10 @@ def test_count_needs_a_network_and_densities():
         count_multiplies(5)
     with pytest.raises(TypeError, match="densities must be a Densities, got dict"):
         compare_methods("vgg-nagadomi", densities={"weight": 0.4})
+
+
+@pytest.mark.parametrize("field", ["winograd", "first"])
+@pytest.mark.parametrize("bad", ["no", 0, None])
+def test_conv_layer_flags_are_booleans(field, bad):
+    with pytest.raises(TypeError, match=f"c: {field} must be True or False .*got {bad!r}"):
+        ConvLayer("c", 3, 8, 3, 8, 8, **{field: bad})

@@ -22,7 +22,7 @@ from typing import Literal, get_args
 
 import numpy as np
 
-from winolab._validate import check_m
+from winolab._validate import check_bool, check_m
 
 __all__ = [
     "METHODS", "NETWORKS", "WORKSHOP_DENSITIES", "ConvLayer", "Densities", "FCLayer",
@@ -65,6 +65,8 @@ class ConvLayer:
     def __post_init__(self):
         for f in ("in_channels", "out_channels", "kernel", "height", "width", "stride"):
             _positive(getattr(self, f), f"{self.name}: {f}")
+        check_bool(self.winograd, f"{self.name}: winograd", "the layer runs as Winograd")
+        check_bool(self.first, f"{self.name}: first", "the first layer, never pruned")
         p = self.padding
         if isinstance(p, bool) or not isinstance(p, int | np.integer) or p < 0:
             raise ValueError(f"{self.name}: padding must be an int >= 0, got {p!r}")
