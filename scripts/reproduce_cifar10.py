@@ -36,7 +36,6 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
-import shutil
 import subprocess
 import sys
 import time
@@ -56,9 +55,15 @@ SCALE = {
     "seed": 0,
     "stats_images": 500,
     "device": "cpu",
+    # the recipe of these runs, pinned now that TrainConfig's defaults are issue 10's
+    # (scripts/paper_cifar10.py): per-epoch multistep lr, no label smoothing, float32
+    "lr_schedule": "multistep",
+    "label_smoothing": 0.0,
+    "precision": "fp32",
 }
 DENSE = {"epochs": 12, "lr": 0.05, "lr_milestones": (8, 11)}
-RETRAIN = {"epochs": 0, "retrain_epochs": 1, "retrain_lr": 0.01, "retrain_milestones": ()}
+RETRAIN = {"epochs": 0, "lr": 0.1, "retrain_epochs": 1, "retrain_lr": 0.01,
+           "retrain_milestones": ()}  # fmt: skip
 
 
 def plan() -> list[dict]:
@@ -115,7 +120,7 @@ def scale_text() -> str:
 
 def run_step(step: dict, runs: Path, results: Path, data: Path, commit: bool) -> Path:
     """Run (or resume, or just collect) one step; returns its results JSON."""
-    from winolab.torch.train import TrainConfig, run
+    from winolab.torch.train import TrainConfig, _atomic_write, run
 
     out = results / f"{step['name']}.json"
     if out.exists():
@@ -126,9 +131,7 @@ def run_step(step: dict, runs: Path, results: Path, data: Path, commit: bool) ->
         if (run_dir / "checkpoint.pt").exists():
             print(f"[{started}] resume {step['name']}", flush=True)
             run(resume=run_dir, progress=False)
-        else:
-            if run_dir.exists():  # created but killed before its first checkpoint
-                shutil.rmtree(run_dir)
+        else:  # a run killed before its first checkpoint restarts in its directory
             init = None if step["init"] is None else str(runs / step["init"])
             config = TrainConfig(data=str(data), output_dir=str(runs), run_name=step["name"],
                                  init=init, **SCALE, **step["config"])  # fmt: skip
@@ -143,7 +146,8 @@ def run_step(step: dict, runs: Path, results: Path, data: Path, commit: bool) ->
                                                                        sys.argv[1:])),
     }
     results.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=1) + "\n")
+    text = json.dumps(result, indent=1) + "\n"
+    _atomic_write(out, lambda f: f.write(text.encode()), overwrite=False)
     print(f"[{time.strftime('%H:%M:%S')}] done {step['name']}: accuracy "
           f"{result['accuracy']:.4f}, {result['wall_time_s']:.0f} s", flush=True)
     # the summary table, README snippet and figures follow every new result
