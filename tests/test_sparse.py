@@ -189,7 +189,8 @@ _NOJIT_SCRIPT = textwrap.dedent("""
     from winolab import reference, sparse
     from winolab.testing import assert_conv_close
     rng = np.random.default_rng(0)
-    for m, relu, dtype, N, K in [(2, False, np.float32, 1, 3), (4, True, np.float64, 2, 2)]:
+    for m, relu, dtype, N, K in [(2, False, np.float32, 1, 3), (4, True, np.float64, 2, 2),
+                                   (2, True, np.float64, 2, 2), (4, False, np.float32, 1, 3)]:
         x = rng.standard_normal((N, 2, 5, 6)).astype(dtype)
         U = reference.filter_transform(rng.standard_normal((K, 2, 3, 3)), m).astype(dtype)
         U[np.abs(U) < 0.5] = 0
@@ -288,3 +289,46 @@ def test_winograd_relu_follows_the_convention_of_its_reference_twin(backend, con
         sparse.winograd_domain_conv2d(x, U, None, 1, 2, relu=True, backend=backend,
                                       convention="lavin"),
     )
+
+
+# ------------------------------------------------------------ issue 15: silently wrong inputs
+def test_packed_weights_with_a_repeated_channel_are_refused():
+    # a repeated channel in one row made the numba and numpy backends disagree
+    U = np.zeros((2, 3, 4, 4))
+    U[1, 1, 0, 3], U[1, 2, 0, 3], U[0, 0, 1, 1] = 2.0, 5.0, -1.0
+    P = sparse.SparseWinogradWeights.from_dense(U)
+    assert P.indices.tolist() == [1, 2, 0]
+    dup = P.indices.copy()
+    dup[1] = dup[0]
+    with pytest.raises(ValueError, match=r"row \(s=3, k=1\) repeats channel 1"):
+        sparse.SparseWinogradWeights(P.indptr, dup, P.values, P.shape)
+    swapped = P.indices[[1, 0, 2]]
+    with pytest.raises(ValueError, match="out of ascending order"):
+        sparse.SparseWinogradWeights(P.indptr, swapped, P.values, P.shape)
+    # the same channel in consecutive rows is fine
+    U2 = np.zeros((2, 3, 4, 4))
+    U2[0, 2, 0, 0], U2[1, 2, 0, 0], U2[0, 2, 0, 1] = 1.0, 2.0, 3.0
+    P2 = sparse.SparseWinogradWeights.from_dense(U2)
+    assert (P2.to_dense() == U2).all()
+
+
+@pytest.mark.parametrize("bad", [{"threads": 0}, {"threads": -1}, {"threads": 1.5},
+                                 {"threads": True}, {"N": 0}, {"target_tiles": 0}])
+def test_plan_tasks_refuses_non_positive_sizes(bad):
+    args = dict(N=2, th=4, tw=4, K=8, threads=2) | bad
+    name = next(iter(bad))
+    with pytest.raises(ValueError, match=f"{name} must be a positive integer"):
+        sparse.plan_tasks(**args)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("m", [2, 4])
+def test_float32_overflow_inside_the_transforms_raises(backend, m):
+    # finite float32 input whose transform overflows: an error, never inf/nan output
+    x = np.full((1, 2, 6, 6), 3e38, dtype=np.float32)
+    U = np.ones((2, 2, m + 2, m + 2))
+    with pytest.raises(OverflowError, match="overflowed float32"):
+        sparse.winograd_domain_conv2d(x, U, padding=1, m=m, backend=backend)
+    # the same data in float64 is fine and finite
+    y = sparse.winograd_domain_conv2d(x.astype(np.float64), U, padding=1, m=m, backend=backend)
+    assert np.isfinite(y).all()

@@ -44,6 +44,10 @@ def _input_tiles(x, n0, n1, i0, i1, ph, pw, BT, m, tw, relu, V):
     X2 = X.reshape((alpha * alpha, T))
     S = alpha * alpha
     kidx, kval, ng = _kron_terms(BT, x.dtype)
+    ridx, rval, rng_ = _row_terms(BT, x.dtype)
+    # two 1-D passes when the 2-D one would take more than one pass of four terms
+    sep = ng.max() > 1
+    Z2 = np.empty((alpha * alpha, T if sep else 1), dtype=x.dtype)
     r0 = i0 * m - ph
     um, utw = np.uint64(m), np.uint64(tw)
     # D[., pc, ., J] holds image column J m + pc - pw, inside the image for lo <= J < hi
@@ -75,6 +79,9 @@ def _input_tiles(x, n0, n1, i0, i1, ph, pw, BT, m, tw, relu, V):
                         t0 = np.uint64(nl * L + li * tw)
                         for j in range(utw):
                             X[u, v, t0 + j] = D[pu, pv, li + ou, uov + j]
+        if sep:
+            _separable(X2, Z2, V, c, ridx, rval, rng_, alpha, relu)
+            continue
         # V[s] = sum over (u, v) of BT[a, u] BT[b, v] X[u, v]: the 2-D transform as one pass
         # per position over all tiles, four terms per pass (F(2x2, 3x3) has exactly four)
         for s in range(S):
@@ -97,6 +104,73 @@ def _input_tiles(x, n0, n1, i0, i1, ph, pw, BT, m, tw, relu, V):
             if relu and ng[s] > 1:
                 for q in range(T):
                     V[s, c, q] = max(V[s, c, q], 0)
+
+
+@njit(cache=True, inline="always", fastmath=True)
+def _separable(X2, Z2, V, c, ridx, rval, rng_, alpha, relu):
+    # V = BT X B in two 1-D passes, for F(m, r) whose kron(BT, BT) rows hold more than four
+    # nonzeros (F(4x4, 3x3): up to 16, against 2 x 4 terms in two passes)
+    T = X2.shape[1]
+    # Z[a, v] = sum_u BT[a, u] X[u, v]
+    for a in range(alpha):
+        for v in range(alpha):
+            zr = a * alpha + v
+            for g in range(rng_[a]):
+                p = 4 * g
+                x0, x1 = ridx[a, p] * alpha + v, ridx[a, p + 1] * alpha + v
+                x2, x3 = ridx[a, p + 2] * alpha + v, ridx[a, p + 3] * alpha + v
+                w0, w1, w2, w3 = rval[a, p], rval[a, p + 1], rval[a, p + 2], rval[a, p + 3]
+                if g == 0:
+                    for q in range(T):
+                        Z2[zr, q] = (w0 * X2[x0, q] + w1 * X2[x1, q] + w2 * X2[x2, q]
+                                     + w3 * X2[x3, q])
+                else:
+                    for q in range(T):
+                        Z2[zr, q] += (w0 * X2[x0, q] + w1 * X2[x1, q] + w2 * X2[x2, q]
+                                      + w3 * X2[x3, q])
+    # V[a alpha + b] = sum_v BT[b, v] Z[a, v]   (ReLU fused when one pass suffices)
+    for a in range(alpha):
+        for b in range(alpha):
+            s = a * alpha + b
+            for g in range(rng_[b]):
+                p = 4 * g
+                z0, z1 = a * alpha + ridx[b, p], a * alpha + ridx[b, p + 1]
+                z2, z3 = a * alpha + ridx[b, p + 2], a * alpha + ridx[b, p + 3]
+                w0, w1, w2, w3 = rval[b, p], rval[b, p + 1], rval[b, p + 2], rval[b, p + 3]
+                if g > 0:
+                    for q in range(T):
+                        V[s, c, q] += (w0 * Z2[z0, q] + w1 * Z2[z1, q] + w2 * Z2[z2, q]
+                                       + w3 * Z2[z3, q])
+                elif relu and rng_[b] == 1:
+                    for q in range(T):
+                        V[s, c, q] = max(w0 * Z2[z0, q] + w1 * Z2[z1, q] + w2 * Z2[z2, q]
+                                         + w3 * Z2[z3, q], 0)
+                else:
+                    for q in range(T):
+                        V[s, c, q] = (w0 * Z2[z0, q] + w1 * Z2[z1, q] + w2 * Z2[z2, q]
+                                      + w3 * Z2[z3, q])
+            if relu and rng_[b] > 1:
+                for q in range(T):
+                    V[s, c, q] = max(V[s, c, q], 0)
+
+
+@njit(cache=True, inline="always")
+def _row_terms(A, dtype):
+    # nonzeros of each row of A, in groups of four padded with zero coefficients
+    R, K = A.shape
+    width = ((K + 3) // 4) * 4
+    idx = np.zeros((R, width), dtype=np.int64)
+    val = np.zeros((R, width), dtype=dtype)
+    ng = np.zeros(R, dtype=np.int64)
+    for a in range(R):
+        n = 0
+        for u in range(K):
+            if A[a, u] != 0:
+                idx[a, n] = u
+                val[a, n] = A[a, u]
+                n += 1
+        ng[a] = max(1, (n + 3) // 4)
+    return idx, val, ng
 
 
 @njit(cache=True, inline="always")

@@ -107,6 +107,21 @@ class SparseWinogradWeights:
                              f"[{indices.min()}, {indices.max()}]")
         if not np.isfinite(values).all():
             raise ValueError("values contains NaN or inf")
+        if indices.size > 1:
+            # within a row (s, k) channels strictly ascend: a repeated channel would be summed
+            # by the numba kernel and overwritten by to_dense(), so the backends would disagree
+            starts = np.zeros(indices.size + 1, dtype=bool)
+            starts[flat] = True
+            step = np.diff(indices.astype(np.int64))
+            bad = np.flatnonzero((step <= 0) & ~starts[1:indices.size])
+            if bad.size:
+                p = int(bad[0]) + 1
+                row = int(np.searchsorted(flat, p, side="right")) - 1
+                s, k = divmod(row, K + 1)
+                what = "repeats" if step[p - 1] == 0 else "is out of ascending order at"
+                raise ValueError(f"indices of row (s={s}, k={k}) {what} channel "
+                                 f"{int(indices[p])}: each row must list distinct channels in "
+                                 "ascending order (build it with from_dense)")
         object.__setattr__(self, "shape", shape)
 
     @classmethod
@@ -184,6 +199,10 @@ def plan_tasks(N: int, th: int, tw: int, K: int, threads: int,
     >>> plan_tasks(1, 4, 4, 256, threads=2)[:, 4:].tolist()   # batch 1: split K
     [[0, 128], [128, 256]]
     """
+    for name, v in (("N", N), ("th", th), ("tw", tw), ("K", K), ("threads", threads),
+                    ("target_tiles", target_tiles), ("min_tiles", min_tiles)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+            raise ValueError(f"{name} must be a positive integer, got {v!r}")
     per_image = th * tw
     if per_image >= target_tiles:
         ib, rows = 1, max(1, min(th, target_tiles // tw))
@@ -339,7 +358,8 @@ def _conv(x, U, bias, padding, m, points, relu, backend, return_multiplies, do_m
         y = np.zeros((0, K, h_out, w_out), dtype=dt)
         return (y, 0) if return_multiplies else y
     if kern is None:
-        y = _numpy_path(x, U.to_dense(), (ph, pw), t, relu, (h_out, w_out))
+        with np.errstate(over="ignore", invalid="ignore"):  # checked below
+            y = _numpy_path(x, U.to_dense(), (ph, pw), t, relu, (h_out, w_out))
         mults = K * C * alpha * alpha * x.shape[0] * th * tw
         if bias is not None:
             y += bias[None, :, None, None]
@@ -356,6 +376,11 @@ def _conv(x, U, bias, padding, m, points, relu, backend, return_multiplies, do_m
         kern.winograd_sparse(x, ph, pw, t.BT, t.AT, U.indptr, U.indices, U.values, b,
                              bool(relu), tasks, tw, y, counts, do_mac, work)
         mults = int(counts.sum())
+    if not np.isfinite(y).all():
+        # x, U and bias are finite (checked above): only an overflow gets here
+        raise OverflowError(f"the Winograd transforms overflowed {np.dtype(dt).name} (largest "
+                            f"|x| = {float(np.abs(x).max()):.3g}): scale the input down or pass "
+                            "it in float64")
     return (y, mults) if return_multiplies else y
 
 
