@@ -1,0 +1,300 @@
+"""The paper-scale CIFAR-10 study of issue 10, as resumable chunks of under 2.5 hours.
+
+VGG-nagadomi at full width on all 50,000 training images of ``../shared/data/cifar10-jpeg.zip``,
+evaluated on all 10,000 test images, with issue 10's recipe (batch 256, linear warm-up to the
+peak lr over the first 15% of each phase's steps then linear decay to 0, updated every step;
+label smoothing 0.2; flip + 4-pixel translation; ``--precision auto``, which is bf16 autocast
+where ``results/bench_train_step.json`` measured it to pay on this CPU):
+
+- ``dense-{spatial,winograd,winograd_relu}-s{0,1,2}``: the dense baselines of Liu et al.'s
+  Figure 1, 30 epochs at peak lr 0.2, three seeds;
+- ``{han,li,liu}-d{80,60,40,30,20,10}-s0``: the pruning sweeps (spatial/Han, Winograd-native/Li,
+  Winograd-ReLU/Liu), each density pruned from the step before it and retrained for 3 epochs on
+  its own short schedule (peak lr 0.02); seeds 1 and 2 run the sweeps down to 40%, so the
+  densities where the papers draw their conclusions (60% and 40%) have three seeds, each
+  compared with its own seed's dense model;
+- ``yu-spatial-s0`` (structured spatial pruning to Winograd-domain densities 0.6 then 0.4,
+  F(4x4, 3x3)) and ``yu-winograd-s0`` (the importance-factor Winograd stage to 0.37 at
+  Yu et al.'s lr 1e-6, float32 since F(4x4)'s transforms are not exact in bfloat16).
+
+Run directories live in ``~/.cache/winolab/runs/paper-cifar10/<step>`` (outside the
+repository). Every command is resumable: rerun it and it continues from the last checkpoint.
+A chain runs its steps in order, each as a ``python -m winolab train`` subprocess with
+``--time-budget`` set to what is left of the chain's budget, and stops cleanly (checkpoint)
+when the budget is spent; two chains run side by side, one thread each::
+
+    python scripts/paper_cifar10.py plan                 # the steps, chains and estimated time
+    python scripts/paper_cifar10.py chain A --budget 8400 --commit &
+    python scripts/paper_cifar10.py chain B --budget 8400 --commit &
+    python scripts/paper_cifar10.py status               # what is finished, running, pending
+
+A finished step's ``result.json`` is copied (atomically, never over an existing file) to
+``results/cifar10-paper/<step>.json`` with the step's provenance, and committed with
+``--commit`` so that no finished run is lost. The estimated times come from the step times of
+``results/bench_train_step.json`` (measured here, one thread) and are printed with the plan.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data" / "cifar10-jpeg.zip"
+RUNS = Path("~/.cache/winolab/runs/paper-cifar10").expanduser()
+RESULTS = ROOT / "results" / "cifar10-paper"
+BENCH = ROOT / "results" / "bench_train_step.json"
+TRAIN_IMAGES, TEST_IMAGES = 50_000, 10_000
+
+RECIPE = {
+    "model": "vgg-nagadomi", "width": 1.0, "batch_size": 256, "lr_schedule": "linear",
+    "warmup": 0.15, "label_smoothing": 0.2, "augment": True, "precision": "auto",
+    "device": "cpu", "stats_images": 1000, "momentum": 0.9, "weight_decay": 5e-4,
+}  # fmt: skip
+DENSE = {"epochs": 30, "lr": 0.2}
+RETRAIN = {"epochs": 0, "retrain_epochs": 3, "retrain_lr": 0.02}
+SWEEP = (0.8, 0.6, 0.4, 0.3, 0.2, 0.1)
+KEY_DENSITIES = (0.8, 0.6, 0.4)  # seeds 1 and 2 (the chain to 40%)
+METHODS = (("han", "spatial", "spatial"), ("li", "winograd", "li"),
+           ("liu", "winograd_relu", "liu"))  # fmt: skip
+
+
+def plan() -> list[dict]:
+    """The steps: ``{"name", "init", "chain", "config"}`` in the order each chain runs them."""
+    steps = []
+    for seed in (0, 1, 2):
+        for k, (method, arch, rule) in enumerate(METHODS):
+            chain = "A" if k != 2 else "B"  # the slow Winograd-ReLU network gets its own chain
+            dense = f"dense-{arch}-s{seed}"
+            steps.append({"name": dense, "init": None, "chain": chain,
+                          "config": {"architecture": arch, "seed": seed, **DENSE}})  # fmt: skip
+            prev = dense
+            for i, d in enumerate(SWEEP if seed == 0 else KEY_DENSITIES):
+                name = f"{method}-d{round(d * 100)}-s{seed}"
+                # a chained step restarts its epoch count: another seed for its batch order,
+                # so that it does not replay the epochs of the step it starts from
+                steps.append({"name": name, "init": prev, "chain": chain, "config": {
+                    "architecture": arch, "method": rule, "densities": (d,),
+                    "seed": seed + 100 * (i + 1), **RETRAIN}})  # fmt: skip
+                prev = name
+    yu = {"architecture": "spatial", "method": "yu", "m": 4, **RETRAIN}
+    steps.append({"name": "yu-spatial-s0", "init": "dense-spatial-s0", "chain": "A",
+                  "config": {**yu, "densities": (0.6, 0.4), "seed": 900}})  # fmt: skip
+    steps.append({"name": "yu-winograd-s0", "init": "yu-spatial-s0", "chain": "A",
+                  "config": {**yu, "densities": (0.37,), "winograd_from": 0, "seed": 901,
+                             "retrain_lr": 1e-6, "precision": "fp32"}})  # fmt: skip
+    return steps
+
+
+def _value(v) -> str:
+    return ",".join(f"{x:g}" for x in v) if isinstance(v, tuple) else str(v)
+
+
+def command(step: dict, runs: Path = RUNS, data: Path = DATA) -> list[str]:
+    """The ``python -m winolab train`` arguments that start ``step``."""
+    config = {**RECIPE, **step["config"]}
+    args = ["train", "--data", str(data), "--output-dir", str(runs), "--run-name", step["name"]]
+    if step["init"]:
+        args += ["--init", str(runs / step["init"])]
+    for key, value in config.items():
+        flag = "--" + key.replace("_", "-")
+        if isinstance(value, bool):
+            args.append(flag if value else "--no-" + key.replace("_", "-"))
+        else:
+            args += [flag, _value(value)]
+    return args
+
+
+def step_seconds(bench: dict, arch: str, precision: str) -> float:
+    """Measured seconds of one training step of ``arch`` at the recipe's batch (one thread)."""
+    t = bench["median_step_s"][f"{arch}-{precision}-cl"]
+    # per image at the measured batch; width w costs about w^2 (convolutions and FC layers)
+    scale = (RECIPE["width"] / bench.get("width", 1.0)) ** 2
+    return t * RECIPE["batch_size"] / bench.get("batch", 128) * scale
+
+
+def estimate(step: dict, bench: dict) -> float:
+    """Seconds: steps x measured step time, plus one fp32 test-set pass per epoch (a forward
+    pass taken as a third of an fp32 training step)."""
+    import torch
+
+    from winolab.torch.train import resolve_precision
+
+    cfg = {**RECIPE, **step["config"]}
+    arch = cfg["architecture"]
+    precision = cfg["precision"]
+    if precision == "auto":
+        precision = resolve_precision("auto", arch, torch.device("cpu"))[0]
+    if cfg.get("m", 2) == 4:
+        precision = "fp32"  # the F(4x4, 3x3) layers compute in float32 under autocast
+    epochs = cfg["epochs"] + cfg.get("retrain_epochs", 0) * len(cfg.get("densities", ()))
+    steps = epochs * math.ceil(TRAIN_IMAGES / cfg["batch_size"])
+    evals = epochs * TEST_IMAGES / cfg["batch_size"] * step_seconds(bench, arch, "fp32") / 3
+    return steps * step_seconds(bench, arch, precision) + evals
+
+
+def _state(name: str, runs: Path) -> str:
+    run_dir = runs / name
+    if (RESULTS / f"{name}.json").exists():
+        return "recorded"
+    if (run_dir / "result.json").exists():
+        return "finished"
+    if (run_dir / "checkpoint.pt").exists():
+        return "started"
+    return "pending"
+
+
+def print_plan(steps: list[dict], bench: dict, budget: float) -> None:
+    prov = bench.get("provenance", {})
+    print(f"step times: results/bench_train_step.json ({prov.get('cpu', {}).get('model')}, "
+          f"{prov.get('threads')} thread, batch {bench.get('batch')}, load "
+          f"{prov.get('load_average_1_5_15', ['?'])[0]:.1f}, {prov.get('date')})")  # fmt: skip
+    total = {}
+    for s in steps:
+        sec = estimate(s, bench)
+        total[s["chain"]] = total.get(s["chain"], 0.0) + sec
+        print(
+            f"  {s['chain']}  {s['name']:<22} {sec / 3600:5.2f} h  "
+            f"{math.ceil(sec / budget)} chunk(s)  <- {s['init'] or 'scratch'}"
+        )
+    for chain, sec in sorted(total.items()):
+        print(
+            f"chain {chain}: {sec / 3600:.1f} h, about {math.ceil(sec / budget)} sessions of "
+            f"{budget / 3600:.2f} h"
+        )
+    print(f"all: {sum(total.values()) / 3600:.1f} core-hours")
+    if RECIPE["width"] != bench.get("width", 1.0):
+        print(f"(width {RECIPE['width']:g} estimated as width^2 times the measured width "
+              f"{bench.get('width', 1.0):g} step time: not measured)")  # fmt: skip
+
+
+def record(step: dict, runs: Path, commit: bool) -> Path:
+    """Copy a finished step's result into ``results/cifar10-paper`` (never overwriting)."""
+    from winolab.torch.train import _write_json, read_json
+
+    out = RESULTS / f"{step['name']}.json"
+    if out.exists():
+        return out
+    result = read_json(runs / step["name"] / "result.json")
+    result["reproduction"] = {
+        "step": step["name"], "init_step": step["init"], "chain": step["chain"],
+        "scale": "VGG-nagadomi, full width, all 50,000 training and 10,000 test images of the "
+                 "JPEG re-encoding of CIFAR-10 (../shared/data/cifar10-jpeg.zip); issue 10's "
+                 "recipe",
+        "script": "python scripts/paper_cifar10.py " + " ".join(map(shlex.quote, sys.argv[1:])),
+    }  # fmt: skip
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    _write_json(out, result, overwrite=False)
+    if commit:
+        for _ in range(5):
+            add = subprocess.run(["git", "-C", str(ROOT), "add", str(out)])
+            if (
+                add.returncode == 0
+                and subprocess.run(
+                    [
+                        "git",
+                        "-C",
+                        str(ROOT),
+                        "commit",
+                        "-q",
+                        "-m",
+                        f"results: cifar10-paper {step['name']}",
+                        "--",
+                        str(out),
+                    ]  # fmt: skip
+                ).returncode
+                == 0
+            ):
+                break
+            time.sleep(2)  # another commit holds .git/index.lock
+    return out
+
+
+def run_chain(steps: list[dict], chain: str, budget: float, runs: Path, data: Path,
+              commit: bool, threads: int) -> int:  # fmt: skip
+    """Run the chain's steps in order within ``budget`` seconds; 0 when stopped or done."""
+    start = time.monotonic()
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+    for step in (s for s in steps if s["chain"] == chain):
+        if _state(step["name"], runs) == "recorded":
+            continue
+        if (runs / step["name"] / "result.json").exists():
+            record(step, runs, commit)
+            continue
+        if step["init"] and not (runs / step["init"] / "result.json").exists():
+            print(f"{step['name']}: waits for {step['init']} (another chain)", flush=True)
+            return 0
+        left = budget - (time.monotonic() - start)
+        if left < 60:
+            print(f"budget spent; rerun the same command to continue with {step['name']}")
+            return 0
+        run_dir = runs / step["name"]
+        args = (["train", "--resume", str(run_dir)] if (run_dir / "config.json").exists()
+                else command(step, runs, data))  # fmt: skip
+        args += ["--time-budget", f"{left:.0f}", "--no-progress"]
+        print(f"[{time.strftime('%H:%M:%S')}] {' '.join(map(shlex.quote, args))}", flush=True)
+        done = subprocess.run([sys.executable, "-m", "winolab", *args], env=env)
+        if done.returncode != 0:
+            return done.returncode
+        if not (run_dir / "result.json").exists():
+            print("budget spent; rerun the same command to continue", flush=True)
+            return 0
+        record(step, runs, commit)
+    return 0
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = p.add_subparsers(dest="what", required=True)
+    sub.add_parser("plan", help="print the steps, chains and estimated times")
+    sub.add_parser("status", help="print each step's state")
+    c = sub.add_parser("chain", help="run (or continue) one chain of steps within a budget")
+    c.add_argument("chain", choices=sorted({s["chain"] for s in plan()}))
+    c.add_argument("--commit", action="store_true", help="git commit each recorded result")
+    c.add_argument("--threads", type=int, default=1)
+    for q in sub.choices.values():
+        q.add_argument("--budget", type=float, default=8400.0,
+                       help="seconds per session (default 2 h 20 min)")  # fmt: skip
+        q.add_argument(
+            "--runs",
+            type=Path,
+            default=None,
+            help=f"run directories (default {RUNS}, -w<width> appended below 1)",
+        )
+        q.add_argument(
+            "--width",
+            type=float,
+            default=1.0,
+            help="issue 10's fallback: 0.5 where full width does not fit",
+        )
+        q.add_argument("--data", type=Path, default=DATA)
+    args = p.parse_args(argv)
+    global RESULTS
+    if args.width != 1.0:  # the fallback scale keeps its own runs and results
+        RECIPE["width"] = args.width
+        RESULTS = RESULTS.with_name(f"{RESULTS.name}-w{args.width:g}")
+    if args.runs is None:
+        args.runs = RUNS if args.width == 1.0 else RUNS.with_name(f"{RUNS.name}-w{args.width:g}")
+    steps = plan()
+    if args.what == "plan":
+        print_plan(steps, json.loads(BENCH.read_text()), args.budget)
+        for s in steps[:1]:
+            print("first command:", "python -m winolab", " ".join(command(s, args.runs)))
+        return 0
+    if args.what == "status":
+        for s in steps:
+            print(f"{s['chain']}  {s['name']:<22} {_state(s['name'], args.runs)}")
+        return 0
+    return run_chain(steps, args.chain, args.budget, args.runs, args.data, args.commit,
+                     args.threads)  # fmt: skip
+
+
+if __name__ == "__main__":
+    sys.exit(main())
