@@ -1,11 +1,13 @@
 """Sparse Winograd (winolab.sparse, numba) against torch's dense conv2d, layer by layer.
 
-For each 3x3 layer of VGG-nagadomi and one ResNet-18 layer, at batch 1 and 64, and Winograd-domain
+For each 3x3 layer of VGG-nagadomi and two ResNet-18 layers, at batch 1 and 64, and Winograd-domain
 weight densities 1.0 ... 0.05 (magnitude pruning of U = G w GT), it times
 
-* winolab.sparse.winograd_domain_conv2d with the packed weights (F(2x2,3x3), float32),
+* winolab.sparse.winograd_domain_conv2d with the packed weights (F(m x m, 3x3), float32,
+  ``--m 2`` or ``4``),
 * the same kernel with the multiply skipped (the transforms alone: the "transform share"),
 * torch.nn.functional.conv2d in NCHW and in channels_last (the faster one is "torch"),
+* torch's bf16 conv2d (channels_last), labelled apart, where the CPU has native bf16,
 
 in interleaved rounds in one process, and reports medians and the median of same-round ratios
 (the machine is shared and noisy). Run ``python benchmarks/bench_sparse.py --help``.
@@ -32,7 +34,7 @@ from winolab import sparse  # noqa: E402
 from winolab.reference import filter_transform  # noqa: E402
 
 DENSITIES = (1.0, 0.5, 0.3, 0.2, 0.1, 0.05)
-RESNET_LAYER = ("resnet18-liu", "res4b_conv1")
+RESNET_LAYERS = ("resnet18-liu", ("res4b_conv1", "res5b_conv1"))
 
 
 def layers(quick: bool) -> list[tuple[str, int, int, int]]:
@@ -40,9 +42,10 @@ def layers(quick: bool) -> list[tuple[str, int, int, int]]:
     from winolab.counting import get_network
 
     vgg = [la for la in get_network("vgg-nagadomi").layers if getattr(la, "kernel", 0) == 3]
-    res = {la.name: la for la in get_network(RESNET_LAYER[0]).layers}[RESNET_LAYER[1]]
+    by_name = {la.name: la for la in get_network(RESNET_LAYERS[0]).layers}
     out = [(la.name, la.in_channels, la.out_channels, la.height) for la in vgg]
-    out.append((f"resnet18:{res.name}", res.in_channels, res.out_channels, res.height))
+    for res in (by_name[n] for n in RESNET_LAYERS[1]):
+        out.append((f"resnet18:{res.name}", res.in_channels, res.out_channels, res.height))
     if quick:
         out = [la for la in out if la[0] in ("conv2", "conv4", "conv6")]
     return out
@@ -77,7 +80,7 @@ def timed(fn, reps: int) -> float:
     return (CLOCK() - t) * 1e3 / reps
 
 
-def bench_layer(name, C, K, H, batch, densities, rounds, seed=0):
+def bench_layer(name, C, K, H, batch, densities, rounds, seed=0, m=2, bf16=False):
     import torch
     import torch.nn.functional as F  # noqa: N812
 
@@ -85,25 +88,28 @@ def bench_layer(name, C, K, H, batch, densities, rounds, seed=0):
     # activations after a ReLU, Kaiming-scaled weights
     x = np.maximum(rng.standard_normal((batch, C, H, H)), 0).astype(np.float32)
     w = (rng.standard_normal((K, C, 3, 3)) * np.sqrt(2.0 / (9 * C))).astype(np.float32)
-    U = filter_transform(w, m=2).astype(np.float32)
+    U = filter_transform(w, m=m).astype(np.float32)
     xt, wt = torch.from_numpy(x), torch.from_numpy(w)
     xcl, wcl = xt.to(memory_format=torch.channels_last), wt.to(memory_format=torch.channels_last)
     packed = {d: sparse.SparseWinogradWeights.from_dense(prune(U, d)) for d in densities}
 
     y_t = F.conv2d(xt, wt, padding=1).numpy()
     y_w, _ = sparse.winograd_domain_conv2d(x, packed[1.0] if 1.0 in packed else U, padding=1,
-                                           backend="numba", return_multiplies=True)
+                                           m=m, backend="numba", return_multiplies=True)
     rel_err = float(np.linalg.norm(y_w - y_t) / np.linalg.norm(y_t))
 
     methods = {
         "torch_nchw": lambda: F.conv2d(xt, wt, padding=1),
         "torch_cl": lambda: F.conv2d(xcl, wcl, padding=1),
-        "transforms": lambda: sparse._conv(x, packed[densities[0]], None, 1, 2, None, False,
+        "transforms": lambda: sparse._conv(x, packed[densities[0]], None, 1, m, None, False,
                                            "numba", False, do_mac=False),
     }
+    if bf16:  # labelled apart: a user with native bf16 might pick it; fp32 is the headline
+        xb, wb = xcl.bfloat16(), wcl.bfloat16()
+        methods["torch_bf16"] = lambda: F.conv2d(xb, wb, padding=1)
     for d in densities:
-        methods[d] = (lambda P: lambda: sparse.winograd_domain_conv2d(x, P, padding=1,
-                                                                      backend="numba"))(packed[d])
+        methods[d] = (lambda P: lambda: sparse.winograd_domain_conv2d(
+            x, P, padding=1, m=m, backend="numba"))(packed[d])
     # warm up, and pick reps so that one sample takes >= ~20 ms
     reps = {}
     with torch.no_grad():
@@ -118,12 +124,17 @@ def bench_layer(name, C, K, H, batch, densities, rounds, seed=0):
                   zip(samples["torch_nchw"], samples["torch_cl"], strict=True)]
     rows = []
     for d in densities:
-        _, mults = sparse.winograd_domain_conv2d(x, packed[d], padding=1, backend="numba",
+        _, mults = sparse.winograd_domain_conv2d(x, packed[d], padding=1, m=m, backend="numba",
                                                  return_multiplies=True)
         ratios = [t / s for t, s in zip(torch_best, samples[d], strict=True)]
         ms = statistics.median(samples[d])
+        extra = {}
+        if bf16:
+            extra = {"ms_torch_bf16": statistics.median(samples["torch_bf16"]),
+                     "speedup_vs_bf16": statistics.median(
+                         [t / s for t, s in zip(samples["torch_bf16"], samples[d], strict=True)])}
         rows.append({
-            "layer": name, "C": C, "K": K, "H": H, "batch": batch, "density": d,
+            "layer": name, "C": C, "K": K, "H": H, "batch": batch, "density": d, "m": m,
             "nnz_density": packed[d].density,
             "ms_winolab": ms, "ms_winolab_min": min(samples[d]),
             "ms_torch": statistics.median(torch_best),
@@ -133,7 +144,7 @@ def bench_layer(name, C, K, H, batch, densities, rounds, seed=0):
             "transform_share": statistics.median(samples["transforms"]) / ms,
             "speedup": statistics.median(ratios),
             "multiplies": mults, "direct_multiplies": batch * H * H * C * K * 9,
-            "rel_err_dense_vs_torch": rel_err, "rounds": rounds,
+            "rel_err_dense_vs_torch": rel_err, "rounds": rounds, **extra,
         })
     return rows
 
@@ -168,7 +179,19 @@ def _cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
-def provenance(argv, load_start=None) -> dict:
+def _isa_flags() -> list[str]:
+    """The vector-ISA flags of /proc/cpuinfo that matter here (AVX-512, FMA, BF16, AMX)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                return sorted(f for f in line.split(":", 1)[1].split()
+                              if f.startswith(("avx", "fma", "amx")) or "bf16" in f)
+    except OSError:
+        pass
+    return []
+
+
+def provenance(argv, load_start=None, m=2) -> dict:
     import numba
     import torch
 
@@ -184,10 +207,10 @@ def provenance(argv, load_start=None) -> dict:
         "machine": platform.processor() or platform.machine(), "python": platform.python_version(),
         "numpy": np.__version__, "numba": numba.__version__, "torch": torch.__version__,
         "threads_numba": numba.get_num_threads(), "threads_torch": torch.get_num_threads(),
-        "clock": CLOCK.__name__, "m": 2, "dtype": "float32",
+        "clock": CLOCK.__name__, "m": m, "dtype": "float32",
         "data": "ReLU(randn) input, Kaiming randn weights, seed 0",
         "cpus": os.cpu_count(),
-        "cpu_model": _cpu_model(),
+        "cpu_model": _cpu_model(), "isa": _isa_flags(),
         # the machine is shared: the 1-minute load average when the run started and ended
         "load_average": {"start": load_start, "end": os.getloadavg()[0]},
     }
@@ -202,6 +225,10 @@ def main(argv=None) -> int:
     p.add_argument("--layers", nargs="+", default=None, help="only these layer names")
     p.add_argument("--threads", type=int, default=None,
                    help="threads for numba and torch alike (default: numba's default)")
+    p.add_argument("--m", type=int, default=2, choices=(2, 4), help="F(m x m, 3 x 3)")
+    p.add_argument("--bf16", choices=("auto", "on", "off"), default="auto",
+                   help="also time torch's bf16 conv2d (auto: where the CPU has avx512_bf16 "
+                        "or amx_bf16)")
     p.add_argument("--clock", choices=sorted(CLOCKS), default="wall",
                    help="wall time, or process CPU time (use with --threads 1)")
     args = p.parse_args(argv)
@@ -217,24 +244,30 @@ def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     rounds = args.rounds or (3 if args.quick else 7)
     densities = (1.0, 0.1, 0.05) if args.quick else DENSITIES
+    flags = _isa_flags()
+    bf16 = args.bf16 == "on" or (args.bf16 == "auto"
+                                 and bool({"avx512_bf16", "amx_bf16"} & set(flags)))
     todo = [la for la in layers(args.quick) if args.layers is None or la[0] in args.layers]
     rows = []
     print(f"{'layer':>20} {'B':>3} {'dens':>5} {'winolab ms':>10} {'torch ms':>9} "
           f"{'speedup':>7} {'transf.':>7}")
     for batch in args.batches:
         for name, C, K, H in todo:
-            for row in bench_layer(name, C, K, H, batch, densities, rounds):
+            for row in bench_layer(name, C, K, H, batch, densities, rounds, m=args.m,
+                                   bf16=bf16):
                 rows.append(row)
                 print(f"{name:>20} {batch:>3} {row['density']:>5} {row['ms_winolab']:>10.3f} "
                       f"{row['ms_torch']:>9.3f} {row['speedup']:>7.2f} "
-                      f"{row['transform_share']:>7.0%}", flush=True)
+                      f"{row['transform_share']:>7.0%}"
+                      + (f"  vs bf16 {row['speedup_vs_bf16']:.2f}" if bf16 else ""), flush=True)
     for b in break_even(rows):
         print(f"break-even density {b['layer']} batch {b['batch']}: {b['break_even_density']}")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         # written whole, then renamed: an interrupted run leaves an older file as it was
         tmp = args.json.with_name(args.json.name + ".tmp")
-        tmp.write_text(json.dumps({"provenance": provenance(argv, load_start), "rows": rows,
+        prov = {**provenance(argv, load_start, args.m), "torch_bf16": bf16}
+        tmp.write_text(json.dumps({"provenance": prov, "rows": rows,
                                    "break_even": break_even(rows)}, indent=1) + "\n")
         os.replace(tmp, args.json)
     return 0
