@@ -7,7 +7,9 @@ chosen by :func:`winolab.sparse.plan_tasks`. Each task
 1. transforms its input tiles into ``V[s, c, t]`` (``s = a * alpha + b`` the Winograd
    position, ``t`` the task's tiles, contiguous): the padded plane is split into its m x m
    phases, the tiles' elements are gathered into rows over all tiles, and ``V = BT d B`` is
-   one pass per position with the nonzeros of ``kron(BT, BT)``; ReLU (Liu et al.) is fused;
+   one pass per position with the nonzeros of ``kron(BT, BT)`` where a row of it has at most
+   four (F(2x2, 3x3)), else two 1-D passes with the rows of ``BT`` (F(4x4, 3x3)); ReLU
+   (Liu et al.) is fused;
 2. for every position ``s`` and output channel ``k`` multiplies the sparse row ``U[k, :, s]``
    (CSR) with the dense ``V[s]`` (C x T), ``T`` innermost, eight nonzeros per pass over the
    accumulator so that it is loaded and stored once per eight multiply-adds;
