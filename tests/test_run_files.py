@@ -284,6 +284,7 @@ def test_config_types_are_checked():
     for field, value in [("batchnorm", "yes"), ("epochs", 2.5), ("seed", True), ("lr", "0.1")]:
         with pytest.raises(ValueError, match=field):
             train.TrainConfig(data="x", **{field: value})
+    assert train.TrainConfig(data=train.Path("/d/c.zip")).data == "/d/c.zip"
 
 
 def test_old_configs_read_with_their_recipe():

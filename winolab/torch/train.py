@@ -119,6 +119,9 @@ class TrainConfig:
     run_name: str | None = None
 
     def __post_init__(self):
+        for name in ("data", "init", "output_dir"):  # paths are stored as text
+            if isinstance(getattr(self, name), os.PathLike):
+                object.__setattr__(self, name, os.fspath(getattr(self, name)))
         for name, kind in [
             ("architecture", Architecture),
             ("method", PruneMethod),
