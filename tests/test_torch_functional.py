@@ -251,3 +251,16 @@ def test_autocast_keeps_inexact_transforms_in_float32():
         y = winograd_domain_conv2d(x, U, padding=1, m=4)
     assert y.dtype == torch.float32
     assert torch.equal(y, winograd_domain_conv2d(x, U, padding=1, m=4))
+
+
+@pytest.mark.parametrize(("kw", "exc", "match"), [
+    ({"bias": [0.0, 0.0]}, TypeError, "bias must be a torch.Tensor"),
+    ({"bias": torch.zeros(2, dtype=torch.float32)}, TypeError, r"bias \(torch.float32"),
+    ({"relu": "no"}, TypeError, "relu must be True or False"),
+    ({"relu": 1}, TypeError, "relu must be True or False"),
+])
+def test_bias_and_relu_are_checked(kw, exc, match):
+    x = torch.randn(1, 3, 6, 6, dtype=torch.float64)
+    U = torch.randn(2, 3, 4, 4, dtype=torch.float64)
+    with pytest.raises(exc, match=match):
+        winograd_domain_conv2d(x, U, **kw)

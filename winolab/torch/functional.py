@@ -29,7 +29,7 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-from winolab._validate import check_m, check_padding
+from winolab._validate import check_bool, check_m, check_padding
 from winolab.derive import (
     DEFAULT_CONVENTION,
     Convention,
@@ -347,10 +347,13 @@ def winograd_domain_conv2d(
         )
     if alpha < m:
         raise ValueError(f"U has alpha = {alpha} but alpha = m + r - 1 >= m = {m}")
-    if bias is not None and tuple(bias.shape) != (K,):
-        raise ValueError(
-            f"bias must have shape ({K},) (one per output channel), got {tuple(bias.shape)}"
-        )
+    if bias is not None:
+        _check_tensor(bias, "bias", 1, f"({K},) (one per output channel)")
+        if tuple(bias.shape) != (K,):
+            raise ValueError(
+                f"bias must have shape ({K},) (one per output channel), got {tuple(bias.shape)}"
+            )
+    relu = check_bool(relu, "relu", "ReLU after the input transform")
     r = alpha - m + 1
     basis = (resolve_points(m, r, points), check_convention(convention))
     if U.device == x.device and torch.is_autocast_enabled(x.device.type):
@@ -361,7 +364,10 @@ def winograd_domain_conv2d(
         bias = None if bias is None else bias.to(dtype)
     if U.dtype != x.dtype or U.device != x.device:
         raise TypeError(f"U ({U.dtype}, {U.device}) and x ({x.dtype}, {x.device}) must match")
-    return _WinogradDomainConv.apply(x, U, bias, m, r, basis, ph, pw, bool(relu))
+    if bias is not None and (bias.dtype != x.dtype or bias.device != x.device):
+        raise TypeError(f"bias ({bias.dtype}, {bias.device}) and x ({x.dtype}, {x.device}) "
+                        "must match")
+    return _WinogradDomainConv.apply(x, U, bias, m, r, basis, ph, pw, relu)
 
 
 def filter_transform(
