@@ -31,6 +31,8 @@ python scripts/prepare_static.py
 python scripts/prepare_pyodide.py
 
 export MPLBACKEND=Agg
+# every state of every widget, for the static pages (kept while winolab/ is unchanged)
+nice python scripts/precompute_widgets.py
 start=$(date +%s)
 # -W: warnings are errors (a failing cell is a warning); -n: nitpicky cross-references
 jupyter-book build . -W -n --keep-going

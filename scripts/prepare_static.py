@@ -1,10 +1,11 @@
 """Copy the browser assets the book serves itself from ``node_modules/`` into ``_build/static``.
 
-The static HTML must make no request outside its own host, so the widget manager (with
-RequireJS) and MathJax come from npm copies instead of the CDNs jupyter-book uses by default.
-``_config.yml`` points ``nb_ipywidgets_js`` and ``mathjax_path`` at the files copied here. The
-folder sits outside ``_static`` on purpose: JB1 adds every ``.js`` under ``_static`` to every page,
-which loads the widget manager twice and draws each widget three times.
+The static HTML must make no request outside its own host, so MathJax and the widget manager
+(with RequireJS) come from npm copies instead of the CDNs jupyter-book uses by default, next to
+the book's own widget script (``scripts/explore/``, which shows the states that
+``scripts/precompute_widgets.py`` renders). ``_config.yml`` points ``mathjax_path`` and
+``html_js_files`` at the files copied here. The folder sits outside ``_static`` on purpose: JB1
+adds every ``.js`` under ``_static`` to every page.
 
 Run ``npm ci`` first; ``scripts/build_book.sh`` does both.
 """
@@ -32,6 +33,8 @@ COPIES = [
     (ROOT / "scripts" / "mathjax2_hub_shim.js", "widgets/mathjax2_hub_shim.js", ()),
     # embed-amd.js plus the font files its CSS names; not the CommonJS bundles or source maps
     ("@jupyter-widgets/html-manager/dist", "widgets", ("*.map", "embed.js*", "libembed-amd.js")),
+    # not an npm file: the script and style that switch the precomputed widget states
+    (ROOT / "scripts" / "explore", "explore", ()),
     # MathJax 3 (es5 build): the tex-mml-chtml entry point and the components it loads on demand
     ("mathjax/es5", "mathjax", ("*-svg*.js", "*-full*.js", "mml-*.js", "node-main.js", "svg")),
 ]

@@ -328,7 +328,7 @@ def test_counts_widget_reproduces_workshop_numbers():
     assert w.result.network == "resnet18-liu" and "res2a_conv1" in w.result.layers
 
 
-MAKERS = [name for name in widgets.__all__ if name.startswith("make_")]
+MAKERS = [n for n in widgets.__all__ if n.startswith("make_") and n != "make_widget"]
 
 
 @pytest.mark.parametrize("maker", MAKERS)
@@ -344,3 +344,90 @@ def test_every_widget_is_an_interactive_with_a_dataclass_result(maker):
 
 def test_one_widget_per_chapter():
     assert len(MAKERS) == 9
+
+
+# --- the wiring: one declaration for Jupyter and the static book --------------------------------
+
+
+def test_compute_layer_lives_in_explore_and_stays_importable_from_widgets():
+    from winolab import explore
+
+    for name in explore.__all__:
+        assert getattr(widgets, name) is getattr(explore, name)
+    assert not [n for n in widgets.__all__ if n.startswith("compute_")]
+
+
+@pytest.mark.parametrize("name", sorted(widgets.WIDGETS))
+def test_widget_controls_are_the_declared_ones(name):
+    spec = widgets.WIDGETS[name]
+    w = widgets.make_widget(name)
+    shown = controls(w)
+    assert list(shown) == [c.description for c in spec.controls]
+    for c in spec.controls:
+        control = shown[c.description]
+        assert control.value == c.value
+        if c.kind == "menu":
+            assert tuple(control.options) == c.values
+        else:
+            assert (control.min, control.max) == (c.values[0], c.values[-1])
+            assert control.step == pytest.approx(c.values[1] - c.values[0])
+        # the static book can move every control to at least two values besides its default
+        static = c.static or c.values
+        assert c.value in static, (name, c.name)
+        assert len(set(static)) >= min(3, len(c.values)), (name, c.name)
+
+
+@pytest.mark.parametrize("name", sorted(widgets.WIDGETS))
+def test_widget_offers_the_static_placeholder_beside_the_live_view(name):
+    bundle = widgets.make_widget(name)._repr_mimebundle_()
+    assert "application/vnd.jupyter.widget-view+json" in bundle
+    assert f'data-widget="{name}"' in bundle["text/html"]
+
+
+def test_widget_shows_the_rendered_state_and_prints_its_numbers(capsys):
+    from winolab import explore, viz
+
+    result, png, nums = widgets.render(widgets.WIDGETS["conv_cost"], {"m": 4, "r": 3})
+    assert result.ratio == explore.compute_conv_cost(m=4, r=3).ratio == 4.0
+    assert png == viz.png(viz.plot_conv_cost(explore.compute_conv_cost(m=4, r=3)))
+    assert ("ratio", 4.0, "4") in nums and ("winograd", 9437184, "9,437,184") in nums
+    w = widgets.make_conv_cost_widget()
+    capsys.readouterr()
+    controls(w)["m"].value = 4
+    # headless (no kernel), the output area's print reaches stdout
+    printed = capsys.readouterr().out
+    assert "m = 4  r = 3" in printed and printed.rstrip().endswith("ratio = 4")
+    assert w.result.ratio == 4.0
+
+
+def test_render_says_why_a_setting_is_impossible():
+    spec = widgets.WIDGETS["accuracy"]
+    result, message, nums = widgets.render(spec, {"m": 2, "points": "onednn"})
+    assert result is None and message.startswith("not possible:") and nums == []
+
+
+def test_numbers_are_the_scalar_fields_formatted():
+    from winolab import explore
+
+    t = explore.compute_tiling(H=8, W=8, m=2, r=3, padding=1)
+    nums = {name: (value, text) for name, value, text in widgets.numbers(t)}
+    assert nums["redundancy"] == (t.redundancy, f"{t.redundancy:.4g}")
+    assert nums["tiles_h"] == (4, "4")
+    assert "coverage" not in nums  # arrays are the figure's
+
+
+def test_state_keys_use_the_readouts():
+    spec = widgets.WIDGETS["counts"]
+    key = spec.key({"network": "vgg-nagadomi", "weight_density": 0.4,
+                    "activation_density": 0.411, "m": 2})
+    assert key == "network=vgg-nagadomi,weight_density=0.40,activation_density=0.411,m=2"
+
+
+def test_control_rejects_a_default_outside_its_values():
+    with pytest.raises(ValueError, match="is not one of"):
+        widgets.Control("m", "m", (1, 2, 3), 5, "d")
+
+
+def test_unknown_widget_is_named():
+    with pytest.raises(ValueError, match="no widget 'nope'"):
+        widgets.make_widget("nope")

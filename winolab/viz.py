@@ -1,6 +1,6 @@
 """Pure plotting functions for the book's figures and widgets.
 
-Each ``plot_*`` function takes the frozen dataclass that a ``winolab.widgets.compute_*`` function
+Each ``plot_*`` function takes the frozen dataclass that a ``winolab.explore.compute_*`` function
 returns and draws it, without computing anything itself. It returns a
 :class:`matplotlib.figure.Figure` built with the object-oriented API (no pyplot state, so no
 figure is ever left open), or draws into the ``ax`` it is given, so that a chapter can put a few
@@ -60,8 +60,8 @@ def _axes(ax, ncols: int = 1, figsize=(5.0, 3.4)):
 def png(fig: Figure, dpi: int = 100) -> bytes:
     """Render ``fig`` to PNG bytes (for ``glue`` and the widgets' output).
 
-    >>> from winolab import widgets
-    >>> png(plot_conv_cost(widgets.compute_conv_cost()))[:4]
+    >>> from winolab import explore
+    >>> png(plot_conv_cost(explore.compute_conv_cost()))[:4]
     b'\\x89PNG'
     """
     buf = io.BytesIO()
@@ -87,7 +87,7 @@ def _heatmap(ax: Axes, a: np.ndarray, title: str, labels=None, cmap="RdBu_r", vm
 def plot_conv_cost(cost, ax=None) -> Figure:
     """Multiplies per output: direct ``r^2`` against Winograd's ``alpha^2 / m^2`` over m.
 
-    ``cost`` is a :class:`winolab.widgets.ConvCost`; the chosen ``m`` is marked.
+    ``cost`` is a :class:`winolab.explore.ConvCost`; the chosen ``m`` is marked.
     """
     fig, (ax,) = _axes(ax)
     ax.axhline(cost.r**2, color=_DIRECT, label=f"direct: r² = {cost.r**2}")
@@ -107,7 +107,7 @@ def plot_conv_cost(cost, ax=None) -> Figure:
 def plot_matrices(derivation, ax=None) -> Figure:
     """Heatmaps of ``AT``, ``G`` and ``BT`` with their exact entries written in.
 
-    ``derivation`` is a :class:`winolab.widgets.Derivation`; ``ax`` is three axes or ``None``.
+    ``derivation`` is a :class:`winolab.explore.Derivation`; ``ax`` is three axes or ``None``.
     """
     d = derivation
     fig, axes = _axes(ax, 3, figsize=(8.0, 3.0))

@@ -1,46 +1,57 @@
-"""The book's widgets, in three layers: ``compute_*``, ``viz.plot_*``, ``make_*_widget``.
+"""Wiring of the book's widgets: ``explore.compute_*`` + ``viz.plot_*`` -> ipywidgets.
 
-* ``compute_*`` functions are pure: numbers in, a small frozen dataclass out. They need numpy
-  and sympy only, so they import and test without ipywidgets or matplotlib.
-* :mod:`winolab.viz` draws a dataclass (matplotlib).
-* ``make_*_widget()`` wires the two with :class:`ipywidgets.interactive` and returns it (it never
-  displays it). Each change of a control recomputes; the widget's ``.result`` is the dataclass,
-  and its output area shows the figure as a PNG. Needs ``pip install winolab[widgets]``.
+Each widget is declared once in :data:`WIDGETS` (its ``compute_*`` function, its ``plot_*``
+function and its controls). :func:`make_widget` turns a declaration into an
+:class:`ipywidgets.interactive` and returns it (it never displays it): each change of a control
+recomputes, the widget's ``.result`` is the dataclass, and its output area shows the figure as a
+PNG with the numbers below it. The static book shows the same declaration without a kernel:
+``scripts/precompute_widgets.py`` renders every state with :func:`render`, and the placeholder
+the widget offers as ``text/html`` is filled in by a small script in the page.
+Needs ``pip install winolab[widgets]``.
 
->>> compute_conv_cost(m=4).ratio
-4.0
+The ``compute_*`` functions and their dataclasses live in :mod:`winolab.explore`; they are
+importable from here too.
+
+>>> WIDGETS["conv_cost"].controls[0].values
+(1, 2, 3, 4, 5, 6, 7, 8)
 """
 
 from __future__ import annotations
 
+import html
 import importlib
-from dataclasses import dataclass
+import itertools
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, fields
 from functools import lru_cache
 
 import numpy as np
 
-from winolab.derive import cook_toom, verify
-from winolab.transforms import tile, tile_counts, transforms
+from winolab import explore
+from winolab.explore import (  # noqa: F401 - the compute layer's old home, kept importable
+    Accuracy,
+    ConvCost,
+    Counts,
+    Derivation,
+    FillIn,
+    PruningView,
+    ReluDensity,
+    SpatialWinograd,
+    Tiling,
+    compute_accuracy,
+    compute_conv_cost,
+    compute_counts,
+    compute_derivation,
+    compute_fill_in,
+    compute_pruning,
+    compute_relu_density,
+    compute_spatial_winograd,
+    compute_tiling,
+)
 
 __all__ = [
-    "Accuracy",
-    "ConvCost",
-    "Counts",
-    "Derivation",
-    "FillIn",
-    "PruningView",
-    "ReluDensity",
-    "SpatialWinograd",
-    "Tiling",
-    "compute_accuracy",
-    "compute_conv_cost",
-    "compute_counts",
-    "compute_derivation",
-    "compute_fill_in",
-    "compute_pruning",
-    "compute_relu_density",
-    "compute_spatial_winograd",
-    "compute_tiling",
+    "Control",
+    "WidgetSpec",
     "make_accuracy_widget",
     "make_conv_cost_widget",
     "make_counts_widget",
@@ -50,455 +61,281 @@ __all__ = [
     "make_relu_widget",
     "make_spatial_winograd_widget",
     "make_tiling_widget",
+    "make_widget",
+    "numbers",
+    "render",
+    "static_placeholder",
 ]
 
 
-def _readonly(a) -> np.ndarray:
-    a = np.array(a)
-    a.setflags(write=False)
-    return a
+@dataclass(frozen=True)
+class Control:
+    """One control: the ``compute_*`` argument it sets, its label, its values, its default.
+
+    ``fmt`` is a slider's readout format (``"d"``, ``".2f"``); a control without one is a menu.
+    ``static`` lists the values the static book precomputes when it cannot afford all of them
+    (``None``: all).
+    """
+
+    name: str
+    description: str
+    values: tuple
+    value: object
+    fmt: str = ""
+    static: tuple | None = None
+
+    def __post_init__(self):
+        for v in (self.value, *(self.static or ())):
+            if v not in self.values:
+                raise ValueError(f"control {self.name!r}: {v!r} is not one of {self.values}")
+
+    @property
+    def kind(self) -> str:
+        """``"slider"`` or ``"menu"``."""
+        return "slider" if self.fmt else "menu"
+
+    def label(self, v) -> str:
+        """The text the control shows for the value ``v`` (its readout)."""
+        return format(v, self.fmt) if self.fmt else str(v)
+
+    def ipywidget(self):
+        """A fresh ipywidgets control (IntSlider, FloatSlider or Dropdown)."""
+        ipw = _ipywidgets()
+        if not self.fmt:
+            return ipw.Dropdown(
+                options=list(self.values), value=self.value, description=self.description
+            )
+        lo, hi = self.values[0], self.values[-1]
+        if self.fmt == "d":
+            return ipw.IntSlider(
+                value=self.value,
+                min=lo,
+                max=hi,
+                description=self.description,
+                continuous_update=False,
+            )
+        return ipw.FloatSlider(
+            value=self.value,
+            min=lo,
+            max=hi,
+            step=round(self.values[1] - lo, 10),
+            description=self.description,
+            continuous_update=False,
+            readout_format=self.fmt,
+        )
 
 
-# ---------------------------------------------------------------------------------------------
-# Chapter 1: the cost of convolution
+def _ints(lo: int, hi: int) -> tuple[int, ...]:
+    return tuple(range(lo, hi + 1))
+
+
+def _steps(lo: float, hi: float, step: float) -> tuple[float, ...]:
+    n = round((hi - lo) / step)
+    return tuple(round(lo + i * step, 10) for i in range(n + 1))
 
 
 @dataclass(frozen=True)
-class ConvCost:
-    """Multiplies of one ``H x W`` output, ``C -> K`` channel layer: direct against F(m, r).
+class WidgetSpec:
+    """A widget: ``compute(**settings)`` drawn by ``viz.<plot>``, under its controls."""
 
-    ``per_output_ideal[i]`` is ``(alpha / m)^2`` for ``m = ms[i]``; ``per_output_layer[i]``
-    also pays for the edge tiles that overhang an ``H x W`` output.
-    """
+    name: str
+    compute: Callable
+    plot: str
+    controls: tuple[Control, ...]
 
-    m: int
-    r: int
-    H: int
-    W: int
-    C: int
-    K: int
-    tiles: int
-    direct: int
-    winograd: int
-    ratio: float
-    ms: np.ndarray
-    per_output_ideal: np.ndarray
-    per_output_layer: np.ndarray
+    def settings(self, static: bool = True) -> Iterator[dict]:
+        """Every combination of the controls' values (the static subset by default)."""
+        axes = [(c.static or c.values) if static else c.values for c in self.controls]
+        for combo in itertools.product(*axes):
+            yield dict(zip((c.name for c in self.controls), combo, strict=True))
+
+    def key(self, settings: dict) -> str:
+        """The state's name, as the static page spells it: ``"m=2,r=3"``."""
+        return ",".join(f"{c.name}={c.label(settings[c.name])}" for c in self.controls)
 
 
-def compute_conv_cost(
-    m: int = 2, r: int = 3, H: int = 32, W: int = 32, C: int = 64, K: int = 64, m_max: int = 8
-) -> ConvCost:
-    """Count the multiplies of direct and Winograd convolution for one layer.
+def _density(value: float, static: tuple) -> Control:
+    return Control("density", "density", _steps(0.05, 1.0, 0.05), value, ".2f", static)
 
-    Direct: ``H W C K r^2``. Winograd F(m x m, r x r): ``alpha^2`` per tile per ``(c, k)``, with
-    ``ceil(H/m) ceil(W/m)`` tiles covering the ``H x W`` output.
 
-    >>> c = compute_conv_cost(m=2, r=3, H=32, W=32, C=64, K=64)
-    >>> c.direct, c.winograd, c.ratio
-    (37748736, 16777216, 2.25)
-    """
-    for name, v in (("m", m), ("r", r), ("H", H), ("W", W), ("C", C), ("K", K)):
-        if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < 1:
-            raise ValueError(f"{name} must be a positive int, got {v!r}")
-    ms = np.arange(1, max(m_max, m) + 1)
-    alphas = ms + r - 1
-
-    def tiles(mm: int) -> int:
-        th, tw = tile_counts(H, W, int(mm))
-        return th * tw
-
-    # direct: r^2 multiplies per output per (c, k); Winograd: alpha^2 per tile per (c, k)
-    direct = H * W * C * K * r * r
-    winograd = tiles(m) * (m + r - 1) ** 2 * C * K
-    layer = np.array([tiles(mm) * a * a / (H * W) for mm, a in zip(ms, alphas, strict=True)])
-    return ConvCost(
-        m=m, r=r, H=H, W=W, C=C, K=K, tiles=tiles(m), direct=direct, winograd=winograd,
-        ratio=direct / winograd, ms=_readonly(ms),
-        per_output_ideal=_readonly((alphas / ms) ** 2.0), per_output_layer=_readonly(layer),
+# The static subsets keep the build within its time (scripts/precompute_widgets.py prints the
+# count and the seconds); Jupyter and the live console take every value.
+WIDGETS: dict[str, WidgetSpec] = {
+    s.name: s
+    for s in (
+        WidgetSpec(
+            "conv_cost",
+            explore.compute_conv_cost,
+            "plot_conv_cost",
+            (
+                Control("m", "m", _ints(1, 8), 2, "d"),
+                Control("r", "r", _ints(1, 7), 3, "d"),
+            ),
+        ),
+        WidgetSpec(
+            "derivation",
+            explore.compute_derivation,
+            "plot_matrices",
+            (
+                Control("m", "m", _ints(1, 6), 2, "d"),
+                Control("r", "r", _ints(2, 5), 3, "d"),
+                Control("points", "points", ("lavin", "barabasz"), "lavin"),
+            ),
+        ),
+        WidgetSpec(
+            "tiling",
+            explore.compute_tiling,
+            "plot_tiling",
+            (
+                Control("H", "H", _ints(3, 16), 8, "d", (5, 8, 13)),
+                Control("W", "W", _ints(3, 16), 8, "d", (5, 8, 13)),
+                Control("m", "m", _ints(1, 6), 2, "d", (2, 3, 4)),
+                Control("r", "r", _ints(1, 5), 3, "d", (2, 3, 5)),
+                Control("padding", "padding", _ints(0, 2), 1, "d"),
+            ),
+        ),
+        WidgetSpec(
+            "accuracy",
+            explore.compute_accuracy,
+            "plot_accuracy",
+            (
+                Control("m", "m", _ints(2, 8), 4, "d"),
+                Control("points", "points", ("lavin", "barabasz", "onednn"), "lavin"),
+            ),
+        ),
+        WidgetSpec(
+            "fill_in",
+            explore.compute_fill_in,
+            "plot_fill_in",
+            (
+                _density(0.1, (0.1, 0.2, 0.3, 0.5, 0.7, 1.0)),
+                Control("m", "m", _ints(1, 6), 2, "d", (2, 3, 4, 6)),
+                Control("seed", "seed", _ints(0, 9), 0, "d", (0, 1, 2)),
+            ),
+        ),
+        WidgetSpec(
+            "pruning",
+            explore.compute_pruning,
+            "plot_pruning",
+            (
+                _density(0.5, _steps(0.1, 1.0, 0.1)),
+                Control("m", "m", _ints(1, 6), 2, "d", (2, 3, 4, 6)),
+                Control("method", "method", ("magnitude", "importance"), "magnitude"),
+            ),
+        ),
+        WidgetSpec(
+            "relu",
+            explore.compute_relu_density,
+            "plot_relu_density",
+            (
+                Control("m", "m", _ints(1, 6), 2, "d"),
+                Control("shift", "shift", _steps(-1.5, 1.5, 0.25), 0.0, ".2f"),
+            ),
+        ),
+        WidgetSpec(
+            "spatial_winograd",
+            explore.compute_spatial_winograd,
+            "plot_importance",
+            (
+                Control(
+                    "target_density",
+                    "target",
+                    _steps(0.05, 1.0, 0.05),
+                    0.5,
+                    ".2f",
+                    _steps(0.1, 1.0, 0.1),
+                ),
+                Control("m", "m", _ints(2, 6), 4, "d"),
+            ),
+        ),
+        WidgetSpec(
+            "counts",
+            explore.compute_counts,
+            "plot_counts",
+            (
+                Control(
+                    "network",
+                    "network",
+                    ("convpool-cnn-c", "resnet18-liu", "vgg-nagadomi"),
+                    "vgg-nagadomi",
+                ),
+                Control(
+                    "weight_density",
+                    "weights",
+                    _steps(0.05, 1.0, 0.05),
+                    0.4,
+                    ".2f",
+                    (0.2, 0.4, 1.0),
+                ),
+                Control(
+                    "activation_density",
+                    "activations",
+                    _steps(0.05, 1.0, 0.001),
+                    0.411,
+                    ".3f",
+                    (0.2, 0.411, 1.0),
+                ),
+                Control("m", "m", _ints(2, 6), 2, "d", (2, 4, 6)),
+            ),
+        ),
     )
+}
 
 
-# ---------------------------------------------------------------------------------------------
-# Chapter 2: the derivation
+def numbers(result) -> list[tuple[str, object, str]]:
+    """The scalar fields of a ``compute_*`` result: ``(name, value, text)``, in field order.
 
+    These are the numbers a widget prints under its figure (arrays are left to the figure).
 
-@dataclass(frozen=True)
-class Derivation:
-    """F(m, r) from :func:`winolab.derive.cook_toom`: float matrices, exact entries as text."""
-
-    m: int
-    r: int
-    points: tuple[str, ...]
-    AT: np.ndarray
-    G: np.ndarray
-    BT: np.ndarray
-    AT_text: tuple[tuple[str, ...], ...]
-    G_text: tuple[tuple[str, ...], ...]
-    BT_text: tuple[tuple[str, ...], ...]
-    verified: bool
-    max_abs: float
-
-
-def compute_derivation(m: int = 2, r: int = 3, points: str = "lavin") -> Derivation:
-    """Derive F(m, r) exactly, prove it (:func:`winolab.derive.verify`), and tabulate it.
-
-    >>> d = compute_derivation(4, 3)
-    >>> d.verified, d.BT_text[0], d.max_abs
-    (True, ('4', '0', '-5', '0', '1', '0'), 8.0)
+    >>> numbers(explore.compute_conv_cost(m=4))[-1]
+    ('ratio', 4.0, '4')
     """
-    ct = cook_toom(m, r, points)
-    t = transforms(m, r, points)
+    out = []
+    for f in fields(result):
+        v = getattr(result, f.name)
+        if isinstance(v, np.generic):
+            v = v.item()
+        if isinstance(v, bool | str):
+            out.append((f.name, v, str(v)))
+        elif isinstance(v, int):
+            out.append((f.name, v, f"{v:,}"))
+        elif isinstance(v, float):
+            out.append((f.name, v, f"{v:.4g}"))
+        elif isinstance(v, tuple) and all(isinstance(e, int) for e in v):
+            out.append((f.name, list(v), str(v)))
+    return out
 
-    def text(M) -> tuple[tuple[str, ...], ...]:
-        return tuple(tuple(str(v) for v in row) for row in M.tolist())
 
-    return Derivation(
-        m=m, r=r, points=t.points, AT=t.AT, G=t.G, BT=t.BT,
-        AT_text=text(ct.AT), G_text=text(ct.G), BT_text=text(ct.BT),
-        verified=verify(ct), max_abs=float(max(np.abs(M).max() for M in (t.AT, t.G, t.BT))),
+def render(spec: WidgetSpec, settings: dict, dpi: int = 100):
+    """One state of a widget: ``(result, png, numbers)``, or ``(None, message, [])``.
+
+    ``message`` says why the maths does not allow that combination (the ``ValueError`` of
+    ``compute_*``). The Jupyter widget and the static book both show what this returns.
+    """
+    from winolab import viz
+
+    try:
+        result = spec.compute(**settings)
+    except ValueError as exc:
+        return None, f"not possible: {exc}", []
+    fig = getattr(viz, spec.plot)(result)
+    return result, viz.png(fig, dpi=dpi), numbers(result)
+
+
+def static_placeholder(name: str) -> str:
+    """The ``text/html`` a widget offers: a ``div`` the static book's script fills in.
+
+    >>> static_placeholder("tiling")[:50]
+    '<div class="winolab-explore" data-widget="tiling">'
+    """
+    if name not in WIDGETS:
+        raise ValueError(f"no widget {name!r}; one of {sorted(WIDGETS)}")
+    return (
+        f'<div class="winolab-explore" data-widget="{html.escape(name)}">'
+        '<p class="winolab-explore-fallback">An interactive widget: run this notebook with a '
+        "Python kernel, or open it in the winolab book, where its precomputed states switch "
+        "in the page.</p></div>"
     )
-
-
-# ---------------------------------------------------------------------------------------------
-# Chapter 4: tiles
-
-
-@dataclass(frozen=True)
-class Tiling:
-    """How F(m x m, r x r) cuts a padded ``H x W`` input into overlapping tiles.
-
-    ``coverage[i, j]`` counts the tiles that read pixel ``(i, j)`` of the padded, zero-extended
-    input; ``region`` is 0 inside the image, 1 in the padding, 2 in the zero extension that
-    makes the last tiles whole.
-    """
-
-    H: int
-    W: int
-    m: int
-    r: int
-    padding: int
-    alpha: int
-    tiles_h: int
-    tiles_w: int
-    coverage: np.ndarray
-    region: np.ndarray
-    redundancy: float
-
-
-def compute_tiling(H: int = 8, W: int = 8, m: int = 2, r: int = 3, padding: int = 1) -> Tiling:
-    """Count how often each input pixel is read by :func:`winolab.transforms.tile`.
-
-    >>> t = compute_tiling(H=8, W=8, m=2, r=3, padding=1)
-    >>> t.tiles_h, t.tiles_w, int(t.coverage.max()), t.redundancy
-    (4, 4, 4, 2.56)
-    """
-    alpha = m + r - 1
-    hp, wp = H + 2 * padding, W + 2 * padding
-    if hp < r or wp < r:
-        raise ValueError(f"a {H}x{W} input with padding {padding} is smaller than r = {r}")
-    th, tw = tile_counts(hp - r + 1, wp - r + 1, m)
-    need_h, need_w = (th - 1) * m + alpha, (tw - 1) * m + alpha
-    # label every pixel of the zero-extended input 1, 2, ...; tile() then shows who reads what
-    labels = np.arange(1, need_h * need_w + 1, dtype=np.float64).reshape(1, 1, need_h, need_w)
-    d = tile(labels, m, r)  # (1, 1, tiles_h, tiles_w, alpha, alpha)
-    counts = np.bincount(d.astype(np.int64).ravel(), minlength=need_h * need_w + 1)[1:]
-    region = np.full((need_h, need_w), 2)
-    region[:hp, :wp] = 1
-    region[padding:padding + H, padding:padding + W] = 0
-    return Tiling(
-        H=H, W=W, m=m, r=r, padding=padding, alpha=alpha, tiles_h=th, tiles_w=tw,
-        coverage=_readonly(counts.reshape(need_h, need_w)), region=_readonly(region),
-        redundancy=th * tw * alpha * alpha / (hp * wp),
-    )
-
-
-# ---------------------------------------------------------------------------------------------
-# Chapter 3: accuracy
-
-
-@dataclass(frozen=True)
-class Accuracy:
-    """Float32 error of F(m x m, 3 x 3) relative to a float32 direct convolution.
-
-    ``ratio`` is :attr:`winolab.testing.ErrorMeasurement.ratio` for the chosen ``m`` and point
-    set; ``curves`` holds ``(point set, ms, ratios)`` for every point set, for context.
-    """
-
-    m: int
-    points: str
-    winograd: float
-    direct: float
-    ratio: float
-    curves: tuple
-
-
-def compute_accuracy(
-    m: int = 4, points: str = "lavin", channels: int = 16, tiles: int = 200, seed: int = 0
-) -> Accuracy:
-    """Measure the float32 error with :func:`winolab.testing.measure_fp32_error`.
-
-    >>> a = compute_accuracy(4, "onednn")
-    >>> a.points, bool(a.ratio < compute_accuracy(4, "lavin").ratio)
-    ('onednn', True)
-    """
-    from winolab.testing import measure_fp32_error
-
-    e = measure_fp32_error(m, 3, points, channels, tiles, seed)
-    return Accuracy(m=m, points=points, winograd=e.winograd, direct=e.direct, ratio=e.ratio,
-                    curves=_accuracy_curves(channels, tiles, seed))
-
-
-@lru_cache(maxsize=8)
-def _accuracy_curves(channels: int, tiles: int, seed: int) -> tuple:
-    from winolab.testing import measure_fp32_error
-
-    def ratio(mm: int, pts: str) -> float:
-        return measure_fp32_error(mm, 3, pts, channels, tiles, seed).ratio
-
-    curves = [(name, range(2, 9)) for name in ("lavin", "barabasz")] + [("onednn", [4])]
-    return tuple((name, _readonly(list(ms)), _readonly([ratio(mm, name) for mm in ms]))
-                 for name, ms in curves)
-
-
-# ---------------------------------------------------------------------------------------------
-# Chapters 5 and 7: fill-in and the Winograd-domain ReLU
-
-
-def _random_layer(seed: int, channels: int, size: int):
-    rng = np.random.default_rng(seed)
-    w = rng.standard_normal((channels, channels, 3, 3))
-    x = rng.standard_normal((1, channels, size, size))
-    return w, x
-
-
-@dataclass(frozen=True)
-class FillIn:
-    """Densities of pruned weights and ReLU'd activations before and after the transforms."""
-
-    m: int
-    density: float
-    weight_density: float
-    winograd_weight_density: float
-    activation_density: float
-    winograd_activation_density: float
-    winograd_relu_density: float
-
-
-def compute_fill_in(
-    density: float = 0.1, m: int = 2, seed: int = 0, channels: int = 8, size: int = 16
-) -> FillIn:
-    """Prune random 3x3 kernels to ``density``, transform, and measure what fills in.
-
-    Weights: :func:`winolab.sparsity.prune_magnitude`, then
-    :func:`winolab.sparsity.filter_fill_in`. Activations: N(0, 1) pre-activations, the density
-    of ``ReLU(x)``, of ``BT ReLU(x) B`` and of ``ReLU(BT x B)``
-    (:func:`winolab.sparsity.activation_density`).
-
-    >>> f = compute_fill_in(0.1, m=2)
-    >>> round(f.weight_density, 3), round(f.winograd_weight_density, 2)
-    (0.099, 0.33)
-    """
-    from winolab import sparsity
-
-    w, x = _random_layer(seed, channels, size)
-    pruned = sparsity.prune_magnitude(w, density).values
-    return FillIn(
-        m=m, density=density, weight_density=sparsity.density(pruned),
-        winograd_weight_density=sparsity.filter_fill_in(pruned, m),
-        activation_density=sparsity.density(np.maximum(x, 0.0)),
-        winograd_activation_density=sparsity.activation_density(x, 3, m, relu="spatial"),
-        winograd_relu_density=sparsity.activation_density(x, 3, m, relu="winograd"),
-    )
-
-
-@dataclass(frozen=True)
-class ReluDensity:
-    """How much of ``ReLU(BT d B)`` is nonzero, overall and per Winograd position."""
-
-    m: int
-    shift: float
-    spatial_density: float
-    winograd_density: float
-    winograd_relu_density: float
-    position_density: np.ndarray
-
-
-def compute_relu_density(
-    m: int = 2, shift: float = 0.0, seed: int = 0, channels: int = 8, size: int = 16
-) -> ReluDensity:
-    """Pre-activations ``x ~ N(shift, 1)``: densities with the ReLU before or after ``BT d B``.
-
-    >>> r = compute_relu_density(2)
-    >>> r.position_density.shape, round(r.winograd_relu_density, 2)
-    ((4, 4), 0.5)
-    """
-    from winolab import sparsity
-    from winolab.reference import input_transform
-
-    _, x = _random_layer(seed, channels, size)
-    x = x + shift
-    V = input_transform(x, r=3, m=m, padding=1)  # (N, C, tiles_h, tiles_w, alpha, alpha)
-    return ReluDensity(
-        m=m, shift=shift, spatial_density=sparsity.density(np.maximum(x, 0.0)),
-        winograd_density=sparsity.activation_density(x, 3, m, relu="spatial"),
-        winograd_relu_density=sparsity.activation_density(x, 3, m, relu="winograd"),
-        position_density=_readonly((V > 0).mean(axis=(0, 1, 2, 3))),
-    )
-
-
-# ---------------------------------------------------------------------------------------------
-# Chapters 6 and 8: pruning in the Winograd domain, spatial-Winograd pruning
-
-
-@dataclass(frozen=True)
-class PruningView:
-    """One layer pruned in the Winograd domain, and its best spatial approximation.
-
-    ``U``, ``U_pruned`` and ``U_projected`` show one kernel, ``kernel = (k, c)``, the one whose
-    kept fraction is closest to the layer's density; ``residual`` is its
-    ``||U_pruned - G g' GT|| / ||U_pruned||``, ``layer_residual`` the mean over the layer,
-    ``output_error`` the relative difference between the pruned Winograd layer and the spatial
-    convolution with ``g'``.
-    """
-
-    m: int
-    density: float
-    method: str
-    kernel: tuple[int, int]
-    U: np.ndarray
-    U_pruned: np.ndarray
-    U_projected: np.ndarray
-    residual: float
-    layer_residual: float
-    output_error: float
-
-
-def compute_pruning(
-    density: float = 0.5, m: int = 2, method: str = "magnitude", seed: int = 0, channels: int = 4
-) -> PruningView:
-    """Prune ``U = G g GT`` (Liu: ``"magnitude"``; Yu: ``"importance"``), project it back.
-
-    >>> p = compute_pruning(1.0)
-    >>> bool(p.layer_residual < 1e-12), bool(p.output_error < 1e-12)
-    (True, True)
-    """
-    from winolab import reference, sparsity
-    from winolab.testing import relative_error
-
-    if method not in ("magnitude", "importance"):
-        raise ValueError(f"method must be 'magnitude' or 'importance', got {method!r}")
-    w, x = _random_layer(seed, channels, 8)
-    U = reference.filter_transform(w, m)
-    if method == "magnitude":
-        pruned = sparsity.prune_magnitude(U, density).values
-    else:
-        pruned = sparsity.prune_importance(U, density, m).values
-    proj = sparsity.project_to_spatial(pruned, m)
-    y_wino = reference.winograd_domain_conv2d(x, pruned, padding=1, m=m)
-    y_spatial = reference.direct_conv2d(x, proj.w, padding=1)
-    # show a typical kernel: kept fraction closest to the layer's density
-    kept = (pruned != 0).mean(axis=(2, 3))
-    k, c = np.unravel_index(np.argmin(np.abs(kept - density)), kept.shape)
-    return PruningView(
-        m=m, density=density, method=method, kernel=(int(k), int(c)), U=_readonly(U[k, c]),
-        U_pruned=_readonly(pruned[k, c]),
-        U_projected=_readonly(reference.filter_transform(proj.w[k:k + 1, c:c + 1], m)[0, 0]),
-        residual=float(proj.residual[k, c]), layer_residual=float(proj.residual.mean()),
-        output_error=relative_error(y_spatial, y_wino) if np.any(y_wino) else 0.0,
-    )
-
-
-@dataclass(frozen=True)
-class SpatialWinograd:
-    """Yu et al.'s structured spatial mask and importance factors for F(m x m, 3 x 3).
-
-    ``zero_fraction[a, b]`` is the fraction of kernels whose ``U[a, b]`` the mask makes exactly
-    zero; ``winograd_sparsity`` is the overall fraction of zeros of ``U``.
-    """
-
-    m: int
-    target_density: float
-    spatial_density: float
-    winograd_density: float
-    winograd_sparsity: float
-    factors: np.ndarray
-    zero_fraction: np.ndarray
-
-
-def compute_spatial_winograd(
-    target_density: float = 0.5, m: int = 4, seed: int = 0, channels: int = 8
-) -> SpatialWinograd:
-    """Mask random kernels with :func:`winolab.sparsity.structured_spatial_mask`.
-
-    >>> y = compute_spatial_winograd(0.5, m=4)
-    >>> bool(y.winograd_density <= 0.5), round(float(y.factors.max()), 1)
-    (True, 20.2)
-    """
-    from winolab import reference, sparsity
-
-    w, _ = _random_layer(seed, channels, 4)
-    mask = sparsity.structured_spatial_mask(w, target_density, m)
-    U = reference.filter_transform(w * mask, m)
-    wd = sparsity.filter_fill_in(w * mask, m, rule="structural")
-    return SpatialWinograd(
-        m=m, target_density=target_density, spatial_density=sparsity.density(mask),
-        winograd_density=wd, winograd_sparsity=1.0 - wd,
-        factors=_readonly(sparsity.importance_factors(m, 3)),
-        zero_fraction=_readonly((U == 0).mean(axis=(0, 1))),
-    )
-
-
-# ---------------------------------------------------------------------------------------------
-# Chapter 9: counting the savings
-
-
-@dataclass(frozen=True)
-class Counts:
-    """Per-layer multiplies of a network: direct, dense Winograd, sparse Winograd-ReLU."""
-
-    network: str
-    m: int
-    weight_density: float
-    activation_density: float
-    layers: tuple[str, ...]
-    direct: np.ndarray
-    winograd: np.ndarray
-    sparse: np.ndarray
-    dense_reduction: float
-    reduction: float
-
-
-def compute_counts(
-    network: str = "vgg-nagadomi", weight_density: float = 0.4,
-    activation_density: float = 0.411, m: int = 2,
-) -> Counts:
-    """Multiplies under the papers' model (:func:`winolab.counting.count_multiplies`).
-
-    >>> c = compute_counts()
-    >>> round(c.dense_reduction, 2), round(c.reduction, 1)
-    (2.19, 10.3)
-    """
-    from winolab import counting
-
-    def per_layer(method, *densities):
-        return counting.count_multiplies(network, method, m, *densities)
-
-    direct, wino = per_layer("direct"), per_layer("winograd")
-    sparse = per_layer("winograd_relu", weight_density, activation_density)
-    return Counts(
-        network=network, m=m, weight_density=weight_density,
-        activation_density=activation_density,
-        layers=tuple(la.name for la in direct.layers),
-        direct=_readonly([la.multiplies for la in direct.layers]),
-        winograd=_readonly([la.multiplies for la in wino.layers]),
-        sparse=_readonly([la.multiplies for la in sparse.layers]),
-        dense_reduction=wino.reduction, reduction=sparse.reduction,
-    )
-
-
-# ---------------------------------------------------------------------------------------------
-# Wiring: compute_* + viz.plot_* -> ipywidgets.interactive
 
 
 def _ipywidgets():
@@ -508,119 +345,89 @@ def _ipywidgets():
         raise ImportError("winolab.widgets needs ipywidgets: pip install winolab[widgets]") from exc
 
 
-def _wire(compute, plot, **controls):
-    """``interactive`` calling ``compute(**values)``, showing ``plot(result)`` as a PNG."""
+@lru_cache(maxsize=1)
+def _interactive_class():
     ipywidgets = _ipywidgets()
+
+    class Interactive(ipywidgets.interactive):
+        """``interactive`` that also offers the static book's placeholder as ``text/html``.
+
+        Jupyter front ends show the live widget (its ``widget-view`` output); the book's HTML
+        builder prefers ``text/html`` (``nb_mime_priority_overrides`` in ``_config.yml``).
+        """
+
+        winolab_name = ""
+
+        def _repr_mimebundle_(self, **kwargs):
+            data = super()._repr_mimebundle_(**kwargs)
+            if data is not None and self.winolab_name:
+                data["text/html"] = static_placeholder(self.winolab_name)
+            return data
+
+    return Interactive
+
+
+def make_widget(name: str):
+    """The ipywidget of ``WIDGETS[name]``: its controls over ``compute_*`` and ``viz.plot_*``."""
+    if name not in WIDGETS:
+        raise ValueError(f"no widget {name!r}; one of {sorted(WIDGETS)}")
+    spec = WIDGETS[name]
     from IPython.display import Image, display
 
-    from winolab import viz
-
     def update(**values):
-        try:
-            result = compute(**values)
-        except ValueError as exc:  # a combination the maths does not allow: say so, no result
-            display(f"not possible: {exc}")
+        result, png, nums = render(spec, values)
+        if result is None:  # a combination the maths does not allow: say so, no result
+            display(png)
             return None
-        display(Image(data=viz.png(plot(result))))
+        display(Image(data=png))
+        print("  ".join(f"{field} = {text}" for field, _, text in nums))
         return result
 
-    return ipywidgets.interactive(update, **controls)
-
-
-def _int_slider(value: int, lo: int, hi: int, description: str):
-    return _ipywidgets().IntSlider(value=value, min=lo, max=hi, description=description,
-                                   continuous_update=False)
+    w = _interactive_class()(update, **{c.name: c.ipywidget() for c in spec.controls})
+    w.winolab_name = name
+    return w
 
 
 def make_conv_cost_widget():
-    """Sliders for m and r over :func:`compute_conv_cost` (a 32x32, 64 -> 64 layer)."""
-    from winolab import viz
-
-    return _wire(compute_conv_cost, viz.plot_conv_cost,
-                 m=_int_slider(2, 1, 8, "m"), r=_int_slider(3, 1, 7, "r"))
+    """Sliders for m and r over ``explore.compute_conv_cost`` (32x32, 64 -> 64)."""
+    return make_widget("conv_cost")
 
 
 def make_derivation_widget():
-    """Sliders for m and r and a point-set menu over :func:`compute_derivation`."""
-    from winolab import viz
-
-    menu = _ipywidgets().Dropdown(options=["lavin", "barabasz"], value="lavin",
-                                  description="points")
-    return _wire(compute_derivation, viz.plot_matrices,
-                 m=_int_slider(2, 1, 6, "m"), r=_int_slider(3, 2, 5, "r"), points=menu)
+    """Sliders for m and r and a point-set menu over ``explore.compute_derivation``."""
+    return make_widget("derivation")
 
 
 def make_tiling_widget():
-    """Sliders for m, r, the image size and the padding over :func:`compute_tiling`."""
-    from winolab import viz
-
-    return _wire(compute_tiling, viz.plot_tiling,
-                 H=_int_slider(8, 3, 16, "H"), W=_int_slider(8, 3, 16, "W"),
-                 m=_int_slider(2, 1, 6, "m"), r=_int_slider(3, 1, 5, "r"),
-                 padding=_int_slider(1, 0, 2, "padding"))
-
-
-def _float_slider(value: float, lo: float, hi: float, step: float, description: str,
-                  readout_format: str = ".2f"):
-    return _ipywidgets().FloatSlider(value=value, min=lo, max=hi, step=step,
-                                     description=description, continuous_update=False,
-                                     readout_format=readout_format)
-
-
-def _menu(options, value, description: str):
-    return _ipywidgets().Dropdown(options=list(options), value=value, description=description)
+    """Sliders for the image size, m, r and the padding over ``explore.compute_tiling``."""
+    return make_widget("tiling")
 
 
 def make_accuracy_widget():
-    """A slider for m and a point-set menu over :func:`compute_accuracy`."""
-    from winolab import viz
-
-    return _wire(compute_accuracy, viz.plot_accuracy, m=_int_slider(4, 2, 8, "m"),
-                 points=_menu(["lavin", "barabasz", "onednn"], "lavin", "points"))
+    """A slider for m and a point-set menu over ``explore.compute_accuracy``."""
+    return make_widget("accuracy")
 
 
 def make_fill_in_widget():
-    """Sliders for the weight density, m and the seed over :func:`compute_fill_in`."""
-    from winolab import viz
-
-    return _wire(compute_fill_in, viz.plot_fill_in,
-                 density=_float_slider(0.1, 0.05, 1.0, 0.05, "density"),
-                 m=_int_slider(2, 1, 6, "m"), seed=_int_slider(0, 0, 9, "seed"))
+    """Sliders for the weight density, m and the seed over ``explore.compute_fill_in``."""
+    return make_widget("fill_in")
 
 
 def make_pruning_widget():
-    """Sliders for the density and m and a method menu over :func:`compute_pruning`."""
-    from winolab import viz
-
-    return _wire(compute_pruning, viz.plot_pruning,
-                 density=_float_slider(0.5, 0.05, 1.0, 0.05, "density"),
-                 m=_int_slider(2, 1, 6, "m"),
-                 method=_menu(["magnitude", "importance"], "magnitude", "method"))
+    """Sliders for the density and m and a method menu over ``explore.compute_pruning``."""
+    return make_widget("pruning")
 
 
 def make_relu_widget():
-    """Sliders for m and the pre-activation mean over :func:`compute_relu_density`."""
-    from winolab import viz
-
-    return _wire(compute_relu_density, viz.plot_relu_density, m=_int_slider(2, 1, 6, "m"),
-                 shift=_float_slider(0.0, -1.5, 1.5, 0.25, "shift"))
+    """Sliders for m and the pre-activation mean over ``explore.compute_relu_density``."""
+    return make_widget("relu")
 
 
 def make_spatial_winograd_widget():
-    """Sliders for the target density and m over :func:`compute_spatial_winograd`."""
-    from winolab import viz
-
-    return _wire(compute_spatial_winograd, viz.plot_importance,
-                 target_density=_float_slider(0.5, 0.05, 1.0, 0.05, "target"),
-                 m=_int_slider(4, 2, 6, "m"))
+    """Sliders for the target density and m over ``explore.compute_spatial_winograd``."""
+    return make_widget("spatial_winograd")
 
 
 def make_counts_widget():
-    """A network menu and sliders for densities and m over :func:`compute_counts`."""
-    from winolab import counting, viz
-
-    return _wire(compute_counts, viz.plot_counts,
-                 network=_menu(sorted(counting.NETWORKS), "vgg-nagadomi", "network"),
-                 weight_density=_float_slider(0.4, 0.05, 1.0, 0.05, "weights"),
-                 activation_density=_float_slider(0.411, 0.05, 1.0, 0.001, "activations", ".3f"),
-                 m=_int_slider(2, 2, 6, "m"))
+    """A network menu and sliders for densities and m over ``explore.compute_counts``."""
+    return make_widget("counts")
