@@ -8,6 +8,16 @@ it. Batch order and augmentation depend only on ``(seed, epoch)``
 (:class:`~winolab.torch.data.BatchLoader`) and the checkpoint holds the RNG states, so on one
 device a resumed run reaches the same parameters as one that was never interrupted.
 
+Training is fast where the machine allows and faithful everywhere: bf16 autocast
+(``precision``, chosen by :func:`resolve_precision` and recorded), with evaluation, activation
+statistics and inexact (F(4x4)) Winograd transforms in float32; one memory layout
+(``channels_last``) end to end; issue 10's recipe by default (batch 256, linear warm-up over 15%
+of each phase's steps to the peak lr, linear decay to 0, label smoothing 0.2). Every run file
+is written atomically (temporary file, fsync, rename) and checked when read
+(:func:`read_config`, :func:`read_checkpoint`); a run killed before its first checkpoint is
+restarted by the same command, ``time_budget`` stops a session cleanly at a checkpoint, and
+every accuracy is over the whole test set with its binomial standard error.
+
 >>> cfg = TrainConfig(data="cifar10.zip", epochs=2, densities=(0.6, 0.4), retrain_epochs=3,
 ...                   method="liu", architecture="winograd_relu")
 >>> [(p.name, p.epochs) for p in cfg.phases()]
