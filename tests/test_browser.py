@@ -7,15 +7,18 @@ from a local server with all requests outside it blocked and recorded; screensho
 
 Checked for every page in ``_toc.yml``: it loads, every piece of maths is typeset by MathJax
 (no TeX errors), every image has loaded (``naturalWidth > 0``), no script throws, no request
-fails and no request leaves 127.0.0.1. Pages that embed widget state: the widgets render and a
-slider moves under keyboard control. ``book/live.html``: the JupyterLite console starts
-Pyodide, installs winolab from the bundled wheel and prints the exactly derived F(2, 3).
+fails and no request leaves 127.0.0.1. Every widget (``winolab.widgets.WIDGETS``): each control,
+moved by keyboard or menu to two other values, changes the figure and the numbers to exactly
+what ``widgets.render`` (``compute_*`` + ``viz.plot_*``) gives for that setting.
+``book/live.html``: the JupyterLite console starts Pyodide, installs winolab from the bundled
+wheel and prints the exactly derived F(2, 3).
 """
 
 from __future__ import annotations
 
 import functools
 import http.server
+import json
 import os
 import re
 import shutil
@@ -208,50 +211,110 @@ def test_page_renders_maths_and_figures_offline(page, site_url, rel):
     assert not t.errors, f"{rel}: script errors: {t.errors}"
 
 
-def _widget_pages() -> list[str]:
-    if not SITE.is_dir():
-        return []
-    return [
-        p
-        for p in PAGES
-        if (SITE / p).is_file()
-        and "application/vnd.jupyter.widget-state+json" in (SITE / p).read_text()
+def _widget_page(name: str) -> str | None:
+    """The page whose widget cell holds the widget ``name`` (its static placeholder)."""
+    for p in PAGES:
+        if (SITE / p).is_file() and f'data-widget="{name}"' in (SITE / p).read_text():
+            return p
+    return None
+
+
+def _widget_names() -> list[str]:
+    from winolab import widgets
+
+    return sorted(widgets.WIDGETS)
+
+
+def _expected(spec, settings: dict):
+    """What the widget must show for ``settings``: ``(png bytes or message, numbers)``."""
+    from winolab import widgets
+
+    result, png, nums = widgets.render(spec, settings)
+    return png, [(name, value, text) for name, value, text in nums]
+
+
+def _shown(pg, root) -> tuple:
+    """What the page's widget shows now: ``(png bytes or message, numbers)``."""
+    figure = root.locator("img.winolab-explore-figure")
+    if figure.is_hidden():
+        return root.locator(".winolab-explore-numbers").inner_text(), []
+    pg.wait_for_function(
+        "img => img.complete && img.naturalWidth > 0", arg=figure.element_handle(), timeout=10_000
+    )
+    full = figure.evaluate("img => new URL(img.src).pathname")
+    png = (SITE / full.lstrip("/")).read_bytes()
+    nums = [
+        (e["field"], json.loads(e["value"]), e["text"].split(" = ", 1)[1])
+        for e in root.locator(".winolab-explore-number").evaluate_all(
+            "els => els.map(e => ({field: e.dataset.field, value: e.dataset.value,"
+            " text: e.textContent}))"
+        )
     ]
+    return png, nums
 
 
-WIDGET_PAGES = _widget_pages()
+def _move(pg, root, control, values: list, target) -> None:
+    """Move ``control`` to ``target`` the way a reader does: arrow keys, or the menu."""
+    handle = root.locator(f'[data-control="{control.name}"]')
+    if control.kind == "menu":
+        handle.select_option(control.label(target))
+        return
+    now = int(handle.input_value())
+    want = values.index(target)
+    handle.focus()
+    for _ in range(abs(want - now)):
+        pg.keyboard.press("ArrowRight" if want > now else "ArrowLeft")
 
 
-@pytest.mark.parametrize(
-    "rel", WIDGET_PAGES or [None], ids=[Path(p).stem for p in WIDGET_PAGES] or ["none"]
-)
-def test_static_widget_renders_and_slider_moves(page, site_url, rel):
+@pytest.mark.parametrize("name", _widget_names())
+def test_static_widget_recomputes_every_control(page, site_url, name):
+    """Each control, moved to two other values, shows what ``compute_*`` gives for them."""
+    from winolab import widgets
+
+    spec = widgets.WIDGETS[name]
+    rel = _widget_page(name)
     if rel is None:
         if not SITE.is_dir():
             _unavailable(f"no built site at {SITE}")
-        pytest.fail("no page of the built book embeds widget state; the chapters should")
+        pytest.fail(f"no page of the built book holds the {name} widget")
     _open(page, site_url, rel)
-    rendered = page.locator(".jupyter-widgets.widget-container, .widget-interact")
-    rendered.first.wait_for(state="visible", timeout=30_000)
-    slider = page.locator(".widget-slider .noUi-handle, .widget-hslider .noUi-handle").first
-    slider.wait_for(state="visible", timeout=30_000)
-    before = slider.get_attribute("aria-valuenow")
-    readout = page.locator(".widget-slider .widget-readout, .widget-hslider .widget-readout")
-    text_before = readout.first.inner_text() if readout.count() else None
-    slider.focus()
-    page.keyboard.press("ArrowRight")
-    page.keyboard.press("ArrowRight")
-    page.wait_for_function(
-        "([h, b]) => h.getAttribute('aria-valuenow') !== b",
-        arg=[slider.element_handle(), before],
-        timeout=10_000,
-    )
-    if text_before is not None:
-        assert readout.first.inner_text() != text_before, "the slider's readout did not change"
+    page.wait_for_selector(f'.winolab-explore-ready[data-widget="{name}"]', timeout=30_000)
+    root = page.locator(f'.winolab-explore[data-widget="{name}"]').first
+    root.scroll_into_view_if_needed()
+    settings = {c.name: c.value for c in spec.controls}
+    shown = _shown(page, root)
+    assert shown == _expected(spec, settings), f"{name}: the default state is not compute_*'s"
     SHOTS.mkdir(parents=True, exist_ok=True)
-    rendered.first.screenshot(path=str(SHOTS / f"{Path(rel).stem}-widget.png"))
-    assert not page.traffic.forbidden(), page.traffic.forbidden()
-    assert not page.traffic.errors, page.traffic.errors
+    root.screenshot(path=str(SHOTS / f"widget-{name}-before.png"))
+    checked = 0
+    for c in spec.controls:
+        values = list(c.static or c.values)
+        others = [v for v in values if v != c.value]
+        # two other values: the neighbours of the default where there are some, else the ends
+        i = values.index(c.value)
+        picks = sorted(others, key=lambda v: (abs(values.index(v) - i), values.index(v)))[:2]
+        for target in picks:
+            before = shown
+            _move(page, root, c, values, target)
+            settings[c.name] = target
+            key = spec.key(settings)
+            page.wait_for_function(
+                "([el, key]) => el.getAttribute('data-state') === key",
+                arg=[root.element_handle(), key], timeout=10_000,
+            )
+            shown = _shown(page, root)
+            assert shown != before, f"{name}: moving {c.name} to {target!r} changed nothing"
+            assert shown == _expected(spec, settings), f"{name} at {key}: not compute_*'s result"
+            checked += 1
+        root.screenshot(path=str(SHOTS / f"widget-{name}-{c.name}.png"))
+        _move(page, root, c, values, c.value)
+        settings[c.name] = c.value
+    assert checked >= len(spec.controls)
+    t = page.traffic
+    assert not t.forbidden(), f"{rel}: requests left the site: {t.forbidden()}"
+    assert not t.external, f"{rel}: the widget needed something outside the site: {t.external}"
+    assert not t.failed, f"{rel}: failed requests: {t.failed}"
+    assert not t.errors, f"{rel}: script errors: {t.errors}"
 
 
 def test_live_console_derives_f23_offline(page, site_url):
