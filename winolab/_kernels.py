@@ -58,29 +58,56 @@ def _input_tiles(x, n0, n1, i0, i1, ph, pw, BT, m, tw, relu, V):
     for pc in range(m):
         lo[pc] = max(0, -((pc - pw) // m))
         hi[pc] = max(lo[pc], min(jw, (W - 1 - pc + pw) // m + 1))
+    # F(2x2): gather from the m x m phases (contiguous runs); larger m: from one padded row
+    # at a time, each input row read once (m x m phases of a small map are runs of 1-2)
+    phases = m <= 2
+    Wp = tw * m + alpha - m  # padded columns the task's tiles cover
+    rowbuf = np.zeros(Wp, dtype=x.dtype)  # its borders stay zero
+    qlo = min(pw, Wp)
+    qhi = max(qlo, min(Wp, W + pw))
     for c in range(C):
-        for nl in range(n1 - n0):
-            n = n0 + nl
-            pr, I = 0, 0
-            for rr in range(rows):
-                xr = r0 + rr
-                if 0 <= xr < H:
-                    for pc in range(m):
-                        # unsigned inner indices: numba skips its negative-index wraparound
-                        J0 = np.uint64(lo[pc])
-                        c0 = np.uint64(lo[pc] * m + pc - pw)
-                        for jj in range(np.uint64(hi[pc] - lo[pc])):
-                            D[pr, pc, I, J0 + jj] = x[n, c, xr, c0 + jj * um]
-                pr += 1
-                if pr == m:
-                    pr, I = 0, I + 1
-            for u in range(alpha):
-                for v in range(alpha):
-                    pu, ou, pv, uov = u % m, u // m, v % m, np.uint64(v // m)
-                    for li in range(nr):
+        if phases:
+            for nl in range(n1 - n0):
+                n = n0 + nl
+                pr, I = 0, 0
+                for rr in range(rows):
+                    xr = r0 + rr
+                    if 0 <= xr < H:
+                        for pc in range(m):
+                            # unsigned inner indices: numba skips its negative-index wraparound
+                            J0 = np.uint64(lo[pc])
+                            c0 = np.uint64(lo[pc] * m + pc - pw)
+                            for jj in range(np.uint64(hi[pc] - lo[pc])):
+                                D[pr, pc, I, J0 + jj] = x[n, c, xr, c0 + jj * um]
+                    pr += 1
+                    if pr == m:
+                        pr, I = 0, I + 1
+                for u in range(alpha):
+                    for v in range(alpha):
+                        pu, ou, pv, uov = u % m, u // m, v % m, np.uint64(v // m)
+                        for li in range(nr):
+                            t0 = np.uint64(nl * L + li * tw)
+                            for j in range(utw):
+                                X[u, v, t0 + j] = D[pu, pv, li + ou, uov + j]
+        else:
+            for nl in range(n1 - n0):
+                n = n0 + nl
+                for rr in range(rows):
+                    xr = r0 + rr
+                    if 0 <= xr < H:
+                        for q in range(np.uint64(qlo), np.uint64(qhi)):
+                            rowbuf[q] = x[n, c, xr, q - np.uint64(pw)]
+                    else:
+                        for q in range(qlo, qhi):
+                            rowbuf[q] = 0
+                    # input row rr is row u = rr - li m of the tiles of tile row li
+                    for li in range(max(0, -((alpha - 1 - rr) // m)), min(nr, rr // m + 1)):
+                        u = rr - li * m
                         t0 = np.uint64(nl * L + li * tw)
-                        for j in range(utw):
-                            X[u, v, t0 + j] = D[pu, pv, li + ou, uov + j]
+                        for v in range(alpha):
+                            uv = np.uint64(v)
+                            for j in range(utw):
+                                X[u, v, t0 + j] = rowbuf[j * um + uv]
         if sep:
             _separable(X2, Z2, V, c, ridx, rval, rng_, alpha, relu)
             continue
