@@ -11,7 +11,7 @@ device a resumed run reaches the same parameters as one that was never interrupt
 Training is fast where the machine allows and faithful everywhere: bf16 autocast
 (``precision``, chosen by :func:`resolve_precision` and recorded), with evaluation, activation
 statistics and inexact (F(4x4)) Winograd transforms in float32; one memory layout
-(``channels_last``) end to end; issue 10's recipe by default (batch 256, linear warm-up over 15%
+(``channels_last``) end to end; the fast recipe by default (batch 256, linear warm-up over 15%
 of each phase's steps to the peak lr, linear decay to 0, label smoothing 0.2). Every run file
 is written atomically (temporary file, fsync, rename) and checked when read
 (:func:`read_config`, :func:`read_checkpoint`); a run killed before its first checkpoint is
@@ -51,6 +51,7 @@ __all__ = [
     "RunFileError",
     "TrainConfig",
     "cpu_info",
+    "measured_bf16_speedup",
     "read_checkpoint",
     "read_config",
     "read_json",
@@ -546,9 +547,9 @@ def resolve_precision(precision: str, architecture: str, device: torch.device) -
     """``(precision, reason)``: what ``--precision auto`` trains in here, and why.
 
     bf16 autocast needs a CPU with native bfloat16 (AMX-BF16 or AVX512-BF16). With AMX it is
-    bf16 (issue 10 measured 1.75x-3.9x on an AMX Xeon); with AVX512-BF16 only, bf16 where
-    ``benchmarks/bench_train_step.py`` measured it faster by more than 5% on this CPU model
-    for this architecture (:func:`measured_bf16_speedup`), float32 otherwise.
+    bf16 (1.75x-3.9x faster training steps were measured on an AMX Xeon); with AVX512-BF16
+    only, bf16 where ``benchmarks/bench_train_step.py`` measured it faster by more than 5% on
+    this CPU model for this architecture (:func:`measured_bf16_speedup`), float32 otherwise.
     """
     if precision != "auto":
         return precision, "asked for"
