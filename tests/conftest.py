@@ -43,3 +43,37 @@ def pytest_runtest_makereport(item, call):
 def pytest_make_collect_report(collector):
     outcome = yield
     _fail_skip(outcome.get_result())
+
+
+@pytest.fixture(scope="module")
+def torch_one_thread():
+    """Tiny models gain nothing from threads, and on a busy machine threads spin-wait."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def tiny_cifar10(tmp_path_factory):
+    """An extracted CIFAR-10 python archive with 48 training and 16 test images."""
+    import pickle
+
+    import numpy as np
+
+    root = tmp_path_factory.mktemp("data") / "cifar-10-batches-py"
+    root.mkdir()
+    rng = np.random.default_rng(0)
+    meta = {b"label_names": [f"class{i}".encode() for i in range(10)]}
+    (root / "batches.meta").write_bytes(pickle.dumps(meta, protocol=2))
+    for name, n in [(f"data_batch_{i}", 48 // 5 + (i == 1) * 3) for i in range(1, 6)] + [
+        ("test_batch", 16)
+    ]:
+        labels = rng.integers(0, 10, n)
+        # class-dependent brightness, so there is something to learn
+        images = rng.integers(0, 128, (n, 3072)) + 12 * labels[:, None]
+        batch = {b"data": images.astype(np.uint8), b"labels": labels.tolist()}
+        (root / name).write_bytes(pickle.dumps(batch, protocol=2))
+    return root

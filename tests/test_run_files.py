@@ -12,13 +12,11 @@ from __future__ import annotations
 
 import json
 import os
-import pickle
 import resource
 import signal
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -59,29 +57,13 @@ sys.exit(main(sys.argv[1:]))
 
 
 @pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+def _one_thread(torch_one_thread):
+    pass
 
 
 @pytest.fixture(scope="module")
-def cifar_dir(tmp_path_factory):
-    """A CIFAR-10 python archive, extracted, with 48 training and 16 test images."""
-    root = tmp_path_factory.mktemp("data") / "cifar-10-batches-py"
-    root.mkdir()
-    rng = np.random.default_rng(1)
-    meta = {b"label_names": [f"class{i}".encode() for i in range(10)]}
-    (root / "batches.meta").write_bytes(pickle.dumps(meta, protocol=2))
-    for name, n in [(f"data_batch_{i}", 48 // 5 + (i == 1) * 3) for i in range(1, 6)] + [
-        ("test_batch", 16)
-    ]:
-        labels = rng.integers(0, 10, n)
-        images = rng.integers(0, 128, (n, 3072)) + 12 * labels[:, None]
-        batch = {b"data": images.astype(np.uint8), b"labels": labels.tolist()}
-        (root / name).write_bytes(pickle.dumps(batch, protocol=2))
-    return root
+def cifar_dir(tiny_cifar10):
+    return tiny_cifar10
 
 
 def _args(cifar_dir, out, name="r", *extra):
