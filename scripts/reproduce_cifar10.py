@@ -1,4 +1,4 @@
-"""Run the CIFAR-10 reproduction (issue 6) at the reduced scale below, one run at a time.
+"""Run the CIFAR-10 reproduction at the reduced scale below, one run at a time.
 
 Every step is a ``winolab.torch.train.run`` (the same as ``python -m winolab train``) in
 ``runs/cifar10/<step>``; a finished step's ``result.json`` is copied to
@@ -55,7 +55,7 @@ SCALE = {
     "seed": 0,
     "stats_images": 500,
     "device": "cpu",
-    # the recipe of these runs, pinned now that TrainConfig's defaults are issue 10's
+    # the recipe of these runs, pinned now that TrainConfig's defaults are the fast recipe
     # (scripts/paper_cifar10.py): per-epoch multistep lr, no label smoothing, float32
     "lr_schedule": "multistep",
     "label_smoothing": 0.0,
