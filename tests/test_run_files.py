@@ -61,15 +61,10 @@ def _one_thread(torch_one_thread):
     pass
 
 
-@pytest.fixture(scope="module")
-def cifar_dir(tiny_cifar10):
-    return tiny_cifar10
-
-
-def _args(cifar_dir, out, name="r", *extra):
+def _args(tiny_cifar10, out, name="r", *extra):
     # the recipe in miniature: per-step warm-up/decay, label smoothing, bf16 autocast
     return [
-        "train", "--data", str(cifar_dir), "--output-dir", str(out), "--run-name", name,
+        "train", "--data", str(tiny_cifar10), "--output-dir", str(out), "--run-name", name,
         "--width", "0.0625", "--batch-size", "16", "--epochs", "2", "--lr", "0.05",
         "--architecture", "winograd_relu", "--method", "liu", "--densities", "0.5",
         "--retrain-epochs", "1", "--retrain-lr", "0.01", "--stats-images", "8",
@@ -116,14 +111,14 @@ def _assert_same(run_dir, reference):
 
 
 @pytest.fixture(scope="module")
-def reference(cifar_dir, tmp_path_factory):
+def reference(tiny_cifar10, tmp_path_factory):
     out = tmp_path_factory.mktemp("ref")
-    done = _child(_args(cifar_dir, out, "full"))
+    done = _child(_args(tiny_cifar10, out, "full"))
     assert done.returncode == 0, done.stderr
     return _final(out / "full")
 
 
-def test_reference_run_records_the_recipe(reference, cifar_dir, tmp_path):
+def test_reference_run_records_the_recipe(reference, tiny_cifar10, tmp_path):
     result, _ = reference
     assert result["precision"] == "bf16" and result["steps"] == 3 * 3
     assert result["accuracy_se"] == pytest.approx(
@@ -150,9 +145,9 @@ def test_reference_run_records_the_recipe(reference, cifar_dir, tmp_path):
     ],
 )
 def test_sigkill_then_restart_or_resume_ends_like_an_uninterrupted_run(
-    cifar_dir, tmp_path, reference, kill, then, capsys
+    tiny_cifar10, tmp_path, reference, kill, then, capsys
 ):
-    killed = _child(_args(cifar_dir, tmp_path), kill=kill)
+    killed = _child(_args(tiny_cifar10, tmp_path), kill=kill)
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     run_dir = tmp_path / "r"
     assert not (run_dir / "result.json").exists()
@@ -160,22 +155,22 @@ def test_sigkill_then_restart_or_resume_ends_like_an_uninterrupted_run(
         # no config: --resume cannot know the run, and says to rerun the command
         assert main(["train", "--resume", str(run_dir), "--no-progress"]) == 2
         assert "rerun its original command" in capsys.readouterr().err
-    args = _args(cifar_dir, tmp_path) if then == "same command" else [
+    args = _args(tiny_cifar10, tmp_path) if then == "same command" else [
         "train", "--resume", str(run_dir), "--no-progress"]  # fmt: skip
     assert main(args) == 0, capsys.readouterr().err
     assert not list(run_dir.glob(".*.tmp")), "a killed writer's temporary file is cleaned up"
     _assert_same(run_dir, reference)
     # finished: neither the same command nor --resume touches it again
     before = (run_dir / "result.json").read_bytes()
-    assert main(_args(cifar_dir, tmp_path)) == 2
+    assert main(_args(tiny_cifar10, tmp_path)) == 2
     assert main(["train", "--resume", str(run_dir), "--no-progress"]) == 2
     assert "final" in capsys.readouterr().err
     assert (run_dir / "result.json").read_bytes() == before
 
 
-def test_time_budget_sessions_end_like_an_uninterrupted_run(cifar_dir, tmp_path, reference):
+def test_time_budget_sessions_end_like_an_uninterrupted_run(tiny_cifar10, tmp_path, reference):
     # a budget that is always spent: every session takes one step, then checkpoints
-    assert main(_args(cifar_dir, tmp_path, "r", "--time-budget", "1e-9")) == 0
+    assert main(_args(tiny_cifar10, tmp_path, "r", "--time-budget", "1e-9")) == 0
     run_dir, sessions = tmp_path / "r", 1
     while not (run_dir / "result.json").exists():
         assert main(["train", "--resume", str(run_dir), "--time-budget", "1e-9",
@@ -189,24 +184,24 @@ def test_time_budget_sessions_end_like_an_uninterrupted_run(cifar_dir, tmp_path,
 
 
 def test_full_disk_at_the_first_checkpoint_is_a_clear_error_and_restarts(
-    cifar_dir, tmp_path, reference
+    tiny_cifar10, tmp_path, reference
 ):
-    full = _child(_args(cifar_dir, tmp_path), limit_bytes=32 * 1024)
+    full = _child(_args(tiny_cifar10, tmp_path), limit_bytes=32 * 1024)
     assert full.returncode == 2, full.stderr
     assert "Traceback" not in full.stderr
     assert "checkpoint.pt" in full.stderr and "free disk space" in full.stderr
     assert (tmp_path / "r" / "config.json").is_file()
-    assert main(_args(cifar_dir, tmp_path)) == 0  # space again: the same command restarts
+    assert main(_args(tiny_cifar10, tmp_path)) == 0  # space again: the same command restarts
     _assert_same(tmp_path / "r", reference)
 
 
-def test_unwritable_output_directory_is_a_clear_error(cifar_dir, tmp_path, capsys):
+def test_unwritable_output_directory_is_a_clear_error(tiny_cifar10, tmp_path, capsys):
     if os.geteuid() == 0:  # root writes anywhere chmod allows none: use a read-only mount
         out = "/sys/winolab-runs"
     else:
         (tmp_path / "ro").mkdir(mode=0o555)
         out = str(tmp_path / "ro" / "runs")
-    args = _args(cifar_dir, tmp_path)
+    args = _args(tiny_cifar10, tmp_path)
     args[args.index("--output-dir") + 1] = out
     assert main(args) == 2
     err = capsys.readouterr().err
@@ -214,8 +209,8 @@ def test_unwritable_output_directory_is_a_clear_error(cifar_dir, tmp_path, capsy
     assert "--output-dir" in err and "Traceback" not in err
 
 
-def test_damaged_run_files_name_the_file_and_the_fix(cifar_dir, tmp_path, reference, capsys):
-    assert main(_args(cifar_dir, tmp_path, "r", "--stop-after-steps", "4")) == 0
+def test_damaged_run_files_name_the_file_and_the_fix(tiny_cifar10, tmp_path, reference, capsys):
+    assert main(_args(tiny_cifar10, tmp_path, "r", "--stop-after-steps", "4")) == 0
     run_dir = tmp_path / "r"
     resume = ["train", "--resume", str(run_dir), "--no-progress"]
     config = (run_dir / "config.json").read_bytes()
@@ -247,18 +242,18 @@ def test_damaged_run_files_name_the_file_and_the_fix(cifar_dir, tmp_path, refere
     ],
 )  # fmt: skip
 def test_non_finite_or_out_of_range_hyperparameters_are_refused(
-    cifar_dir, tmp_path, capsys, flag, value
+    tiny_cifar10, tmp_path, capsys, flag, value
 ):
-    assert main([*_args(cifar_dir, tmp_path), flag, value]) == 2
+    assert main([*_args(tiny_cifar10, tmp_path), flag, value]) == 2
     err = capsys.readouterr().err
     assert flag.lstrip("-").replace("-", "_") in err and "Traceback" not in err
     assert not (tmp_path / "r").exists(), "a refused config claims no run directory"
 
 
-def test_time_budget_must_be_positive(cifar_dir, tmp_path, capsys):
+def test_time_budget_must_be_positive(tiny_cifar10, tmp_path, capsys):
     for bad in ("0", "-5", "nan", "inf", "soon"):
         with pytest.raises(SystemExit):
-            main([*_args(cifar_dir, tmp_path), "--time-budget", bad])
+            main([*_args(tiny_cifar10, tmp_path), "--time-budget", bad])
         assert "positive number of seconds" in capsys.readouterr().err
 
 

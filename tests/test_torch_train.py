@@ -20,14 +20,9 @@ def _one_thread(torch_one_thread):
     pass
 
 
-@pytest.fixture(scope="module")
-def cifar_dir(tiny_cifar10):
-    return tiny_cifar10
-
-
-def _args(cifar_dir, out, *extra):
+def _args(tiny_cifar10, out, *extra):
     return [
-        "train", "--data", str(cifar_dir), "--output-dir", str(out), "--width", "0.0625",
+        "train", "--data", str(tiny_cifar10), "--output-dir", str(out), "--width", "0.0625",
         "--batch-size", "16", "--epochs", "2", "--lr", "0.05", "--lr-milestones", "1",
         "--lr-schedule", "multistep", "--label-smoothing", "0", "--precision", "fp32",
         "--architecture", "winograd_relu", "--method", "liu", "--densities", "0.5,0.3",
@@ -54,9 +49,9 @@ def _assert_same_state(a, b):
 
 
 @pytest.fixture(scope="module")
-def uninterrupted(cifar_dir, tmp_path_factory):
+def uninterrupted(tiny_cifar10, tmp_path_factory):
     out = tmp_path_factory.mktemp("runs")
-    assert main(_args(cifar_dir, out, "--run-name", "full")) == 0
+    assert main(_args(tiny_cifar10, out, "--run-name", "full")) == 0
     return out / "full"
 
 
@@ -82,9 +77,9 @@ def test_uninterrupted_run_writes_a_full_result(uninterrupted):
     assert result["multiplications"]["reduction"] > 1
 
 
-def test_stopped_twice_and_resumed_equals_uninterrupted(cifar_dir, tmp_path, uninterrupted):
+def test_stopped_twice_and_resumed_equals_uninterrupted(tiny_cifar10, tmp_path, uninterrupted):
     # stop mid-epoch 1, then mid-epoch 3 (a retraining phase), then run to the end
-    assert main(_args(cifar_dir, tmp_path, "--run-name", "r", "--stop-after-steps", "2")) == 0
+    assert main(_args(tiny_cifar10, tmp_path, "--run-name", "r", "--stop-after-steps", "2")) == 0
     run_dir = tmp_path / "r"
     assert _checkpoint(run_dir)["state"]["step"] == 2 and not (run_dir / "result.json").exists()
     assert (
@@ -100,7 +95,7 @@ def test_stopped_twice_and_resumed_equals_uninterrupted(cifar_dir, tmp_path, uni
 
 
 def test_crash_without_checkpoint_resumes_from_the_last_epoch(
-    cifar_dir, tmp_path, uninterrupted, monkeypatch
+    tiny_cifar10, tmp_path, uninterrupted, monkeypatch
 ):
     # a crash at the end of epoch 3, before its checkpoint: epoch 3 is redone on resume
     calls = {"n": 0}
@@ -114,25 +109,25 @@ def test_crash_without_checkpoint_resumes_from_the_last_epoch(
 
     monkeypatch.setattr(train, "evaluate", crash_on_third)
     with pytest.raises(RuntimeError, match="injected crash"):
-        main(_args(cifar_dir, tmp_path, "--run-name", "c"))
+        main(_args(tiny_cifar10, tmp_path, "--run-name", "c"))
     assert _checkpoint(tmp_path / "c")["state"]["epoch"] == 2
     monkeypatch.setattr(train, "evaluate", evaluate)
     assert main(["train", "--resume", str(tmp_path / "c"), "--no-progress"]) == 0
     _assert_same_state(_checkpoint(tmp_path / "c"), _checkpoint(uninterrupted))
 
 
-def test_runs_are_never_overwritten(cifar_dir, tmp_path, uninterrupted, capsys):
+def test_runs_are_never_overwritten(tiny_cifar10, tmp_path, uninterrupted, capsys):
     before = {p.name: p.read_bytes() for p in uninterrupted.iterdir()}
     out = uninterrupted.parent
     # an explicit name that exists is refused, a finished run cannot be resumed
-    assert main(_args(cifar_dir, out, "--run-name", "full", "--stop-after-steps", "1")) == 2
+    assert main(_args(tiny_cifar10, out, "--run-name", "full", "--stop-after-steps", "1")) == 2
     assert "exists" in capsys.readouterr().err
     assert main(["train", "--resume", str(uninterrupted), "--no-progress"]) == 2
     assert "finished" in capsys.readouterr().err
     assert {p.name: p.read_bytes() for p in uninterrupted.iterdir()} == before
     # the default name gets a suffix instead
     for _ in range(2):
-        assert main(_args(cifar_dir, tmp_path, "--stop-after-steps", "1")) == 0
+        assert main(_args(tiny_cifar10, tmp_path, "--stop-after-steps", "1")) == 0
     names = sorted(p.name for p in tmp_path.iterdir())
     assert names == ["vgg-nagadomi-winograd_relu-liu-w0.0625-s0",
                      "vgg-nagadomi-winograd_relu-liu-w0.0625-s0-2"]  # fmt: skip
