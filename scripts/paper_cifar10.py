@@ -1,37 +1,47 @@
-"""The paper-scale CIFAR-10 study, as resumable chunks of under 2.5 hours.
+"""The paper-scale CIFAR-10 study, as chains of runs that each fit in one session.
 
-VGG-nagadomi at full width on all 50,000 training images of ``../shared/data/cifar10-jpeg.zip``,
-evaluated on all 10,000 test images, with the fast recipe (batch 256, linear warm-up to the
-peak lr over the first 15% of each phase's steps then linear decay to 0, updated every step;
-label smoothing 0.2; flip + 4-pixel translation; ``--precision auto``, which is bf16 autocast
-where ``results/bench_train_step.json`` measured it to pay on this CPU):
+VGG-nagadomi on all 50,000 training images of ``../shared/data/cifar10-jpeg.zip``, evaluated on
+all 10,000 test images, with the fast recipe (batch 256, linear warm-up to the peak lr over the
+first 15% of each phase's steps then linear decay to 0, updated every step; label smoothing 0.2;
+flip + 4-pixel translation; ``--precision auto``, which is bf16 autocast where
+``results/bench_train_step.json`` measured it to pay on this CPU).
 
-- ``dense-{spatial,winograd,winograd_relu}-s{0,1,2}``: the dense baselines of Liu et al.'s
-  Figure 1, 30 epochs at peak lr 0.2, three seeds;
-- ``{han,li,liu}-d{80,60,40,30,20,10}-s0``: the pruning sweeps (spatial/Han, Winograd-native/Li,
+The width is 0.5 by default, the study's stated fallback. Full width does not fit: a session
+lasts three hours and its background jobs and ``~/.cache`` are gone afterwards (measured: the
+run directories of one session were not there in the next), so a dense run and the sweep that
+prunes it must finish inside one session; at full width 30 epochs of the fastest network take
+3.1 hours on one core (1.91 s per step of 256 images, ``results/bench_train_step.json``).
+
+One chain per network and seed, ``{spatial,winograd,winograd_relu}-s{0,1,2}``:
+
+- ``dense-<arch>-s<seed>``: the dense baseline of Liu et al.'s Figure 1, 30 epochs at peak lr 0.2;
+- ``{han,li,liu}-d{80,60,40,30,20,10}-s<seed>``: its pruning sweep (spatial/Han, Winograd-native/Li,
   Winograd-ReLU/Liu), each density pruned from the step before it and retrained for 3 epochs on
-  its own short schedule (peak lr 0.02); seeds 1 and 2 run the sweeps down to 40%, so the
-  densities where the papers draw their conclusions (60% and 40%) have three seeds, each
-  compared with its own seed's dense model;
-- ``yu-spatial-s0`` (structured spatial pruning to Winograd-domain densities 0.6 then 0.4,
-  F(4x4, 3x3)) and ``yu-winograd-s0`` (the importance-factor Winograd stage to 0.37 at
-  Yu et al.'s lr 1e-6, float32 since F(4x4)'s transforms are not exact in bfloat16).
+  its own short schedule (peak lr 0.02); seeds 1 and 2 stop at 40%, so the densities where the
+  papers draw their conclusions (80%, 60% and 40%) have three seeds, each compared with its own
+  seed's dense model;
+- chain ``spatial-s1`` ends with ``yu-spatial-s1`` (structured spatial pruning to Winograd-domain
+  densities 0.6 then 0.4, F(4x4, 3x3)) and ``yu-winograd-s1`` (the importance-factor Winograd
+  stage to 0.37 at Yu et al.'s lr 1e-6, float32 since F(4x4)'s transforms are not exact in
+  bfloat16).
 
-Run directories live in ``~/.cache/winolab/runs/paper-cifar10/<step>`` (outside the
-repository). Every command is resumable: rerun it and it continues from the last checkpoint.
-A chain runs its steps in order, each as a ``python -m winolab train`` subprocess with
-``--time-budget`` set to what is left of the chain's budget, and stops cleanly (checkpoint)
-when the budget is spent; two chains run side by side, one thread each::
+Two single-thread chains run side by side (the Winograd-ReLU chains, twice as slow, run alone on
+two threads)::
 
-    python scripts/paper_cifar10.py plan                 # the steps, chains and estimated time
-    python scripts/paper_cifar10.py chain A --budget 8400 --commit &
-    python scripts/paper_cifar10.py chain B --budget 8400 --commit &
-    python scripts/paper_cifar10.py status               # what is finished, running, pending
+    python scripts/paper_cifar10.py plan                  # steps, chains and estimated hours
+    python scripts/paper_cifar10.py chain spatial-s0 --commit &
+    python scripts/paper_cifar10.py chain winograd-s0 --commit &
+    python scripts/paper_cifar10.py status                # finished, started, pending
 
-A finished step's ``result.json`` is copied (atomically, never over an existing file) to
-``results/cifar10-paper/<step>.json`` with the step's provenance, and committed with
-``--commit`` so that no finished run is lost. The estimated times come from the step times of
-``results/bench_train_step.json`` (measured here, one thread) and are printed with the plan.
+Run directories live in ``~/.cache/winolab/runs/paper-cifar10-w0.5/<step>`` (outside the
+repository); every command is resumable while they last: rerun it and it continues from the
+last checkpoint. A chain runs its steps in order, each as a ``python -m winolab train``
+subprocess with ``--time-budget`` set to what is left of the chain's budget. A finished step's
+``result.json`` is copied (atomically, never over an existing file) to
+``results/cifar10-paper-w0.5/<step>.json`` in ``--repo`` (default: this checkout) with the
+step's provenance, and committed there with ``--commit`` so that no finished run is lost. To
+keep a long chain safe from edits to the working tree, run it from a ``git worktree`` of a fixed
+commit with ``--repo`` pointing at the main checkout.
 """
 
 from __future__ import annotations
@@ -49,12 +59,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "cifar10-jpeg.zip"
 RUNS = Path("~/.cache/winolab/runs/paper-cifar10").expanduser()
-RESULTS = ROOT / "results" / "cifar10-paper"
-BENCH = ROOT / "results" / "bench_train_step.json"
+REPO = ROOT  # the checkout that receives the results (--repo)
+RESULTS = REPO / "results" / "cifar10-paper-w0.5"
+# measured step times (one thread): full width, all variants; width 0.5, the recipe's variants
+BENCHES = (ROOT / "results" / "bench_train_step.json",
+           ROOT / "results" / "bench_train_step_w0.5.json")  # fmt: skip
 TRAIN_IMAGES, TEST_IMAGES = 50_000, 10_000
 
 RECIPE = {
-    "model": "vgg-nagadomi", "width": 1.0, "batch_size": 256, "lr_schedule": "linear",
+    "model": "vgg-nagadomi", "width": 0.5, "batch_size": 256, "lr_schedule": "linear",
     "warmup": 0.15, "label_smoothing": 0.2, "augment": True, "precision": "auto",
     "device": "cpu", "stats_images": 1000, "momentum": 0.9, "weight_decay": 5e-4,
 }  # fmt: skip
@@ -70,8 +83,8 @@ def plan() -> list[dict]:
     """The steps: ``{"name", "init", "chain", "config"}`` in the order each chain runs them."""
     steps = []
     for seed in (0, 1, 2):
-        for k, (method, arch, rule) in enumerate(METHODS):
-            chain = "A" if k != 2 else "B"  # the slow Winograd-ReLU network gets its own chain
+        for method, arch, rule in METHODS:
+            chain = f"{arch}-s{seed}"
             dense = f"dense-{arch}-s{seed}"
             steps.append({"name": dense, "init": None, "chain": chain,
                           "config": {"architecture": arch, "seed": seed, **DENSE}})  # fmt: skip
@@ -85,10 +98,10 @@ def plan() -> list[dict]:
                     "seed": seed + 100 * (i + 1), **RETRAIN}})  # fmt: skip
                 prev = name
     yu = {"architecture": "spatial", "method": "yu", "m": 4, **RETRAIN}
-    steps.append({"name": "yu-spatial-s0", "init": "dense-spatial-s0", "chain": "A",
-                  "config": {**yu, "densities": (0.6, 0.4), "seed": 900}})  # fmt: skip
-    steps.append({"name": "yu-winograd-s0", "init": "yu-spatial-s0", "chain": "A",
-                  "config": {**yu, "densities": (0.37,), "winograd_from": 0, "seed": 901,
+    steps.append({"name": "yu-spatial-s1", "init": "dense-spatial-s1", "chain": "spatial-s1",
+                  "config": {**yu, "densities": (0.6, 0.4), "seed": 901}})  # fmt: skip
+    steps.append({"name": "yu-winograd-s1", "init": "yu-spatial-s1", "chain": "spatial-s1",
+                  "config": {**yu, "densities": (0.37,), "winograd_from": 0, "seed": 902,
                              "retrain_lr": 1e-6, "precision": "fp32"}})  # fmt: skip
     return steps
 
@@ -112,15 +125,18 @@ def command(step: dict, runs: Path = RUNS, data: Path = DATA) -> list[str]:
     return args
 
 
-def step_seconds(bench: dict, arch: str, precision: str) -> float:
-    """Measured seconds of one training step of ``arch`` at the recipe's batch (one thread)."""
-    t = bench["median_step_s"][f"{arch}-{precision}-cl"]
+def step_seconds(benches: list[dict], arch: str, precision: str) -> float:
+    """Seconds of one training step of ``arch`` at the recipe's batch and width (one thread),
+    from the benchmark measured nearest the recipe's width that has this variant."""
+    key = f"{arch}-{precision}-cl"
+    have = [b for b in benches if key in b["median_step_s"]]
+    bench = min(have, key=lambda b: abs(b.get("width", 1.0) - RECIPE["width"]))
     # per image at the measured batch; width w costs about w^2 (convolutions and FC layers)
     scale = (RECIPE["width"] / bench.get("width", 1.0)) ** 2
-    return t * RECIPE["batch_size"] / bench.get("batch", 128) * scale
+    return bench["median_step_s"][key] * RECIPE["batch_size"] / bench.get("batch", 128) * scale
 
 
-def estimate(step: dict, bench: dict) -> float:
+def estimate(step: dict, bench: list[dict]) -> float:
     """Seconds: steps x measured step time, plus one fp32 test-set pass per epoch (a forward
     pass taken as a third of an fp32 training step)."""
     import torch
@@ -151,28 +167,23 @@ def _state(name: str, runs: Path) -> str:
     return "pending"
 
 
-def print_plan(steps: list[dict], bench: dict, budget: float) -> None:
-    prov = bench.get("provenance", {})
-    print(f"step times: results/bench_train_step.json ({prov.get('cpu', {}).get('model')}, "
-          f"{prov.get('threads')} thread, batch {bench.get('batch')}, load "
-          f"{prov.get('load_average_1_5_15', ['?'])[0]:.1f}, {prov.get('date')})")  # fmt: skip
+def print_plan(steps: list[dict], benches: list[dict], budget: float) -> None:
+    for bench in benches:
+        prov = bench.get("provenance", {})
+        print(f"step times: width {bench.get('width', 1.0):g}, batch {bench.get('batch')}, "
+              f"{prov.get('cpu', {}).get('model')}, {prov.get('threads')} thread, load "
+              f"{prov.get('load_average_1_5_15', ['?'])[0]:.1f}, {prov.get('date')}")  # fmt: skip
     total = {}
     for s in steps:
-        sec = estimate(s, bench)
+        sec = estimate(s, benches)
         total[s["chain"]] = total.get(s["chain"], 0.0) + sec
         print(
-            f"  {s['chain']}  {s['name']:<22} {sec / 3600:5.2f} h  "
-            f"{math.ceil(sec / budget)} chunk(s)  <- {s['init'] or 'scratch'}"
+            f"  {s['chain']:<16} {s['name']:<22} {sec / 3600:5.2f} h  <- {s['init'] or 'scratch'}"
         )
-    for chain, sec in sorted(total.items()):
-        print(
-            f"chain {chain}: {sec / 3600:.1f} h, about {math.ceil(sec / budget)} sessions of "
-            f"{budget / 3600:.2f} h"
-        )
-    print(f"all: {sum(total.values()) / 3600:.1f} core-hours")
-    if RECIPE["width"] != bench.get("width", 1.0):
-        print(f"(width {RECIPE['width']:g} estimated as width^2 times the measured width "
-              f"{bench.get('width', 1.0):g} step time: not measured)")  # fmt: skip
+    for chain, sec in total.items():
+        fits = "fits" if sec <= budget else "does NOT fit"
+        print(f"chain {chain}: {sec / 3600:.2f} h, {fits} in a budget of {budget / 3600:.2f} h")
+    print(f"all: {sum(total.values()) / 3600:.1f} core-hours (one thread per chain, alone)")
 
 
 def record(step: dict, runs: Path, commit: bool) -> Path:
@@ -185,7 +196,8 @@ def record(step: dict, runs: Path, commit: bool) -> Path:
     result = read_json(runs / step["name"] / "result.json")
     result["reproduction"] = {
         "step": step["name"], "init_step": step["init"], "chain": step["chain"],
-        "scale": "VGG-nagadomi, full width, all 50,000 training and 10,000 test images of the "
+        "scale": f"VGG-nagadomi, width {RECIPE['width']:g}, all 50,000 training and 10,000 "
+                 "test images of the "
                  "JPEG re-encoding of CIFAR-10 (../shared/data/cifar10-jpeg.zip); batch 256, "
                  "linear warm-up over 15% to lr 0.2 and linear decay, label smoothing 0.2, "
                  "flip + 4-pixel translation",
@@ -195,14 +207,14 @@ def record(step: dict, runs: Path, commit: bool) -> Path:
     _write_json(out, result, overwrite=False)
     if commit:
         for _ in range(5):
-            add = subprocess.run(["git", "-C", str(ROOT), "add", str(out)])
+            add = subprocess.run(["git", "-C", str(REPO), "add", str(out)])
             if (
                 add.returncode == 0
                 and subprocess.run(
                     [
                         "git",
                         "-C",
-                        str(ROOT),
+                        str(REPO),
                         "commit",
                         "-q",
                         "-m",
@@ -267,25 +279,23 @@ def main(argv=None) -> int:
             "--runs",
             type=Path,
             default=None,
-            help=f"run directories (default {RUNS}, -w<width> appended below 1)",
+            help=f"run directories (default {RUNS}-w<width>)",
         )
-        q.add_argument(
-            "--width",
-            type=float,
-            default=1.0,
-            help="the fallback width: 0.5 where full width does not fit",
-        )
+        q.add_argument("--width", type=float, default=RECIPE["width"],
+                       help="channel width (default 0.5: full width does not fit a session)")
+        q.add_argument("--repo", type=Path, default=ROOT,
+                       help="the checkout that receives and commits the results")
         q.add_argument("--data", type=Path, default=DATA)
     args = p.parse_args(argv)
-    global RESULTS
-    if args.width != 1.0:  # the fallback scale keeps its own runs and results
-        RECIPE["width"] = args.width
-        RESULTS = RESULTS.with_name(f"{RESULTS.name}-w{args.width:g}")
+    global REPO, RESULTS
+    RECIPE["width"] = args.width
+    REPO = args.repo.resolve()
+    RESULTS = REPO / "results" / f"cifar10-paper-w{args.width:g}"
     if args.runs is None:
-        args.runs = RUNS if args.width == 1.0 else RUNS.with_name(f"{RUNS.name}-w{args.width:g}")
+        args.runs = RUNS.with_name(f"{RUNS.name}-w{args.width:g}")
     steps = plan()
     if args.what == "plan":
-        print_plan(steps, json.loads(BENCH.read_text()), args.budget)
+        print_plan(steps, [json.loads(b.read_text()) for b in BENCHES], args.budget)
         for s in steps[:1]:
             print("first command:", "python -m winolab", " ".join(command(s, args.runs)))
         return 0
