@@ -281,10 +281,18 @@ def main(argv=None) -> int:
             default=None,
             help=f"run directories (default {RUNS}-w<width>)",
         )
-        q.add_argument("--width", type=float, default=RECIPE["width"],
-                       help="channel width (default 0.5: full width does not fit a session)")
-        q.add_argument("--repo", type=Path, default=ROOT,
-                       help="the checkout that receives and commits the results")
+        q.add_argument(
+            "--width",
+            type=float,
+            default=RECIPE["width"],
+            help="channel width (default 0.5: full width does not fit a session)",
+        )
+        q.add_argument(
+            "--repo",
+            type=Path,
+            default=ROOT,
+            help="the checkout that receives and commits the results",
+        )
         q.add_argument("--data", type=Path, default=DATA)
     args = p.parse_args(argv)
     global REPO, RESULTS
