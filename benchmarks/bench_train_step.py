@@ -46,10 +46,10 @@ VARIANTS = tuple(
 )  # fmt: skip
 
 
-def _make(variant: str, width: float, seed: int):
+def _make(variant: str, width: float, seed: int, network: str = "vgg-nagadomi"):
     arch, precision, layout = variant.split("-")
     torch.manual_seed(seed)
-    model = build_model("vgg-nagadomi", arch, width=width)
+    model = build_model(network, arch, width=width)
     if layout == "cl":
         model = model.to(memory_format=torch.channels_last)
     pruner = None
@@ -90,13 +90,14 @@ def run(
     seed: int = 0,
     variants=VARIANTS,
     log=print,
+    network: str = "vgg-nagadomi",
 ) -> dict:
     """Interleaved rounds; returns per-round medians (seconds) and same-round ratios."""
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(batch, 3, 32, 32, generator=g)
     y = torch.randint(0, 10, (batch,), generator=g)
     variants = tuple(variants)
-    models = {v: _make(v, width, seed) for v in variants}
+    models = {v: _make(v, width, seed, network) for v in variants}
     for made in models.values():
         for _ in range(warmup):
             _step(*made, x, y)
@@ -119,6 +120,7 @@ def run(
     return {
         "batch": batch,
         "width": width,
+        "model": network,
         "median_step_s": {v: statistics.median(t) for v, t in per_round.items()},
         "round_step_s": per_round,
         "median_speedup_vs_fp32_nchw": {v: statistics.median(r) for v, r in ratios.items()},
@@ -149,6 +151,9 @@ def _provenance(args) -> dict:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--batch", type=int, default=256)
+    p.add_argument(
+        "--model", default="vgg-nagadomi", help="network: vgg-nagadomi or convpool-cnn-c"
+    )
     p.add_argument("--width", type=float, default=1.0, help="channel multiplier")
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--steps", type=int, default=1, help="timed steps per model per round")
@@ -168,7 +173,7 @@ def main(argv=None) -> int:
         p.error(f"unknown variants {bad}; choose from {', '.join(VARIANTS)}")
     load_before = os.getloadavg()
     result = run(args.batch, args.width, args.rounds, args.steps, args.warmup, args.seed,
-                 variants)  # fmt: skip
+                 variants, network=args.model)  # fmt: skip
     result["provenance"] = _provenance(args)
     result["provenance"]["load_average_before"] = load_before
     for v, r in result["median_speedup_vs_fp32_nchw"].items():
