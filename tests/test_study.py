@@ -1,0 +1,189 @@
+"""The paper-scale study (``results/cifar10-paper-w0.5/``) and the rule that reads it.
+
+The rule is checked on runs made up here, where the answer is known; every recorded run JSON is
+checked for the scale the study claims (width 0.5, all 50,000 / 10,000 images), for
+provenance, and its standard error and multiplication count are recomputed from its own fields
+and the layer table of :mod:`winolab.counting`.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+import pytest
+
+from winolab import counting, study
+
+RUNS = study.load_study()
+VGG = counting.get_network("vgg-nagadomi")
+MULT_METHOD = {"spatial": "spatial_pruned", "winograd": "winograd_native",
+               "winograd_relu": "winograd_relu"}  # fmt: skip
+
+
+def _run(accuracy: float, n: int = 10_000) -> dict:
+    return {"accuracy": accuracy, "data": {"test_images": n}}
+
+
+def _se(a: float, n: int = 10_000) -> float:
+    return math.sqrt(a * (1 - a) / n)
+
+
+# --------------------------------------------------------------------------------- the names
+@pytest.mark.parametrize(("name", "parsed"), [
+    ("dense-spatial-s0", ("dense", "spatial", 1.0, 0)),
+    ("dense-winograd_relu-s2", ("dense", "winograd_relu", 1.0, 2)),
+    ("han-d80-s0", ("han", "spatial", 0.8, 0)),
+    ("li-d10-s1", ("li", "winograd", 0.1, 1)),
+    ("liu-d40-s2", ("liu", "winograd_relu", 0.4, 2)),
+])  # fmt: skip
+def test_parse_name(name, parsed):
+    assert study.parse_name(name) == parsed
+
+
+@pytest.mark.parametrize("name", ["dense-direct-s0", "yu-winograd-s1", "han-d80", "han-80-s0",
+                                  "foo-d40-s0", "dense-spatial-s0.json"])
+def test_parse_name_rejects_other_names(name):
+    with pytest.raises(ValueError, match="is not a study step"):
+        study.parse_name(name)
+
+
+# ---------------------------------------------------------------------------------- the rule
+def test_a_change_holds_down_to_z_standard_errors():
+    dense = 0.88
+    se = math.hypot(_se(dense), _se(dense))  # about 0.46 points
+    edge = dense - study.Z * se
+    runs = {"dense-spatial-s0": _run(dense), "han-d60-s0": _run(edge + 1e-4),
+            "han-d40-s0": _run(edge - 2e-3)}
+    (c60, c40) = study.changes(runs, "han")
+    assert (c60.density, c40.density) == (0.6, 0.4)
+    # the pruned model's own SE is a little larger at the lower accuracy
+    assert c60.change_se == pytest.approx(math.hypot(_se(edge + 1e-4), _se(dense)))
+    assert c60.holds and not c40.holds
+    assert study.lowest_holding(runs, "han") == 0.6
+
+
+def test_every_higher_density_must_hold():
+    runs = {"dense-winograd_relu-s0": _run(0.88), "liu-d80-s0": _run(0.86),  # -2 pt: fails
+            "liu-d60-s0": _run(0.88), "liu-d40-s0": _run(0.88)}
+    assert [c.holds for c in study.changes(runs, "liu")] == [False, True, True]
+    assert study.lowest_holding(runs, "liu") is None
+
+
+def test_every_seed_must_hold():
+    runs = {"dense-winograd-s0": _run(0.87), "dense-winograd-s1": _run(0.86),
+            "li-d60-s0": _run(0.87), "li-d60-s1": _run(0.86),
+            "li-d40-s0": _run(0.87), "li-d40-s1": _run(0.84)}  # seed 1 loses 2 points
+    assert study.lowest_holding(runs, "li") == 0.6
+    del runs["li-d40-s1"]
+    assert study.lowest_holding(runs, "li") == 0.4
+
+
+def test_each_pruned_model_is_compared_with_its_own_seed():
+    # seed 1's dense model is 3 points above seed 0's; against seed 0 its pruned model holds
+    runs = {"dense-spatial-s0": _run(0.85), "dense-spatial-s1": _run(0.88),
+            "han-d60-s1": _run(0.85), "han-d60-s2": _run(0.85)}  # seed 2 has no dense model
+    (c,) = study.changes(runs, "han")
+    assert (c.seed, c.dense_accuracy) == (1, 0.88)
+    assert not c.holds
+
+
+def test_mean_change_over_seeds():
+    runs = {"dense-spatial-s0": _run(0.88), "dense-spatial-s1": _run(0.87),
+            "han-d40-s0": _run(0.87), "han-d40-s1": _run(0.87)}
+    mean, se, n = study.mean_change(runs, "han", 0.4)
+    # changes -1 and 0 points: mean -0.5, sample sd 0.707, SE 0.5 points
+    assert (mean, se, n) == (pytest.approx(-0.005), pytest.approx(0.005), 2)
+    one = study.mean_change({k: v for k, v in runs.items() if k.endswith("s0")}, "han", 0.4)
+    assert one == (pytest.approx(-0.01), pytest.approx(math.hypot(_se(0.87), _se(0.88))), 1)
+    assert study.mean_change(runs, "han", 0.2) is None
+
+
+def test_unknown_method():
+    with pytest.raises(ValueError, match="unknown method 'yu'"):
+        study.changes({}, "yu")
+
+
+def test_empty_study(tmp_path):
+    runs = study.load_study(tmp_path / "not-there")
+    assert runs == {}
+    assert study.lowest_holding(runs, "han") is None
+    table = study.summary_table(runs)
+    # every measured cell but the two counted from the layer table alone
+    measured = [row.split(" | ")[2] for row in table.splitlines()[2:]]
+    assert measured.count("not run yet") == len(measured) - 2 == 17
+    study.plot_accuracy(runs)
+    study.plot_activation_densities(runs)
+
+
+# ------------------------------------------------------------------------- the recorded runs
+def test_the_study_has_runs():
+    assert RUNS, f"no run JSONs in {study.STUDY}"
+    assert any(n.startswith("dense-") for n in RUNS)
+
+
+@pytest.mark.parametrize("name", sorted(RUNS))
+def test_recorded_run_scale_and_provenance(name):
+    r = RUNS[name]
+    assert r["reproduction"]["step"] == name
+    assert r["config"]["model"] == "vgg-nagadomi" and r["config"]["width"] == 0.5
+    assert (r["data"]["train_images"], r["data"]["test_images"]) == (50_000, 10_000)
+    assert r["config"]["subset"] is None and r["config"]["test_subset"] is None
+    assert "JPEG re-encoding of CIFAR-10" in r["data"]["train"]
+    # paths relative to the repository (or ~), never this machine's
+    for text in (r["command"], r["data"]["path"], r["config"]["data"], r["run_dir"]):
+        assert not re.search(r"(^|\s)/(work|root|home|tmp)/", text), text
+    assert len(r["git"]["commit"]) == 40
+    env = r["environment"]
+    for key in ("cpu", "isa", "precision", "threads", "load_average_1_5_15", "torch", "date"):
+        assert key in env, key
+    assert env["precision"] == r["precision"] in ("bf16", "fp32")
+
+
+@pytest.mark.parametrize("name", sorted(RUNS))
+def test_recorded_accuracy_and_its_standard_error(name):
+    r = RUNS[name]
+    a = r["accuracy"]
+    assert a * 10_000 == pytest.approx(round(a * 10_000))  # a count of the 10,000 images
+    assert r["accuracy_se"] == pytest.approx(_se(a), rel=1e-9)
+    assert abs(r["history"][-1]["test_accuracy"] - a) <= 1e-4
+
+
+@pytest.mark.parametrize("name", sorted(n for n in RUNS if not n.startswith("yu-")))
+def test_recorded_densities_and_multiplies(name):
+    method, arch, density, _ = study.parse_name(name)
+    r = RUNS[name]
+    assert r["config"]["architecture"] == arch
+    for layer in VGG.pruned:
+        assert r["weight_densities"][layer] == pytest.approx(density, abs=2e-3)
+    assert r["weight_densities"]["conv1"] == 1.0
+    mult = r["multiplications"]
+    if method == "dense":
+        return
+    assert mult["method"] == MULT_METHOD[arch]
+    key = "spatial" if arch == "spatial" else "winograd"
+    total = 0.0
+    for la in VGG.layers:
+        if isinstance(la, counting.ConvLayer) and la.name in VGG.pruned:
+            n = la.direct_multiplies if key == "spatial" else la.winograd_multiplies(mult["m"])
+            da = 1.0 if arch == "winograd" else r["activation_densities"][la.name][key]
+            total += n * r["weight_densities"][la.name] * da
+        elif isinstance(la, counting.ConvLayer) and key == "winograd":
+            total += la.winograd_multiplies(mult["m"])
+        else:
+            total += la.direct_multiplies
+    assert mult["total"] == pytest.approx(total, rel=1e-12)
+
+
+def test_summary_table_reads_the_runs():
+    table = study.summary_table(RUNS)
+    for arch, accs in study.dense_accuracies(RUNS).items():
+        if len(accs) == 1:
+            (_, a, se), = accs
+            assert f"| dense accuracy, {arch} | — | {100 * a:.2f} ± {100 * se:.2f}%" in table
+    for method in study.METHODS:
+        low = study.lowest_holding(RUNS, method)
+        if low is not None:
+            assert f"{100 * low:.0f}% (seed" in table
+    study.plot_accuracy(RUNS)
+    study.plot_activation_densities(RUNS)
