@@ -28,8 +28,8 @@ from winolab import counting
 from winolab import results as _results
 
 __all__ = ["AT_PUBLISHED", "METHODS", "STUDY", "Z", "Change", "changes", "dense_accuracies",
-           "load_study", "lowest_holding", "mean_change", "parse_name", "plot_accuracy",
-           "plot_activation_densities", "summary_table"]  # fmt: skip
+           "first_seed", "load_study", "lowest_holding", "mean_change", "parse_name",
+           "plot_accuracy", "plot_activation_densities", "summary_table"]  # fmt: skip
 
 STUDY = _results.ROOT / "results" / "cifar10-paper-w0.5"
 
@@ -166,8 +166,8 @@ def _step(method: str, density: float, seed: int) -> str:
     return f"{method}-d{round(100 * density)}-s{seed}"
 
 
-def _first_seed(runs: dict[str, dict], method: str, density: float) -> str | None:
-    """The lowest-seed recorded step of ``method`` at ``density`` (None if there is none)."""
+def first_seed(runs: dict[str, dict], method: str, density: float) -> str | None:
+    """The name of the lowest-seed recorded step of ``method`` at ``density``, or None."""
     seeds = sorted(c.seed for c in changes(runs, method) if math.isclose(c.density, density))
     return _step(method, density, seeds[0]) if seeds else None
 
@@ -220,7 +220,7 @@ def summary_table(runs: dict[str, dict]) -> str:
         rows.append((f"lowest density holding accuracy, {label}",
                      "—" if pub is None else f"{100 * pub:.0f}%", cell, "the rule above"))
     for dom, method in (("spatial", "han"), ("winograd", "liu")):
-        step = _first_seed(runs, method, AT_PUBLISHED[method])
+        step = first_seed(runs, method, AT_PUBLISHED[method])
         value = _results.overall_activation_density(runs[step], dom) if step else None
         rows.append((f"overall activation density, {dom} domain ({method})",
                      f"{100 * P[f'activation_{dom}']:.1f}%",
@@ -241,14 +241,14 @@ def summary_table(runs: dict[str, dict]) -> str:
     for method, key in (("han", "mult_spatial_pruned"), ("liu", "mult_winograd_relu"),
                         ("li", None)):
         d = AT_PUBLISHED[method]
-        step = _first_seed(runs, method, d)
+        step = first_seed(runs, method, d)
         rows.append((f"multiplies at {100 * d:.0f}%, {METHODS[method][1]}",
                      pub(key) if key else "—",
                      mult(_results.multiply_count(runs[step])) if step else todo,
                      step or "—"))
     for method, (_, label) in METHODS.items():
         low = lowest_holding(runs, method)
-        step = _first_seed(runs, method, low) if low is not None else None
+        step = first_seed(runs, method, low) if low is not None else None
         rows.append((f"reduction at the lowest density holding accuracy, {label}",
                      "—",
                      f"{_results.multiply_count(runs[step]).reduction:.1f}x" if step else todo,
@@ -317,7 +317,7 @@ def plot_activation_densities(runs: dict[str, dict]):
             ("liu", "winograd", "Winograd-ReLU network, Winograd domain")]
     width = 0.8 / len(bars)
     for i, (method, dom, label) in enumerate(bars):
-        step = _first_seed(runs, method, AT_PUBLISHED[method])
+        step = first_seed(runs, method, AT_PUBLISHED[method])
         if step is None:
             continue
         acts = runs[step]["activation_densities"]
