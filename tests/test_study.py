@@ -187,3 +187,21 @@ def test_summary_table_reads_the_runs():
             assert f"{100 * low:.0f}% (seed" in table
     study.plot_accuracy(RUNS)
     study.plot_activation_densities(RUNS)
+
+
+def test_project_readme_block_is_regenerated_from_the_runs():
+    text = (study._results.ROOT / "README.md").read_text()
+    block = study.readme_block(RUNS)
+    assert block in text, "README.md is stale: run python -m winolab.study"
+
+
+def test_write_readme_needs_the_markers(tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text("# no block here\n")
+    with pytest.raises(ValueError, match="has no generated block"):
+        study.write_readme(readme, tmp_path)
+    readme.write_text(f"top\n{study.README_BEGIN}\nOLD-CONTENT\n{study.README_END}\nbottom\n")
+    study.write_readme(readme, tmp_path / "empty")
+    text = readme.read_text()
+    assert text.startswith("top\n") and text.endswith("bottom\n") and "OLD-CONTENT" not in text
+    assert "no runs recorded yet. 0 runs recorded" in text
