@@ -1,0 +1,229 @@
+"""The CIFAR-10 study driver (``scripts/paper_cifar10.py``) without training: its plan, its
+commands, its step-time estimate, its status and the rule that a recorded result is never
+overwritten. Half-done chains resume from whatever script is on main, so the names, the commands
+and the folders are pinned here literally."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data" / "cifar10-jpeg.zip"
+RUNS = Path("/runs")  # a made-up run folder: commands only name it
+
+
+def _load():
+    spec = importlib.util.spec_from_file_location("paper_cifar10", ROOT / "scripts" /
+                                                  "paper_cifar10.py")  # fmt: skip
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+p = _load()
+study = p.paper_study
+STEPS = p.plan()
+BY_NAME = {s["name"]: s for s in STEPS}
+
+
+def _cmd(name: str, runs: Path = RUNS) -> list[str]:
+    return study.command(p.STUDY, BY_NAME[name], runs)
+
+
+def _flags(args: list[str]) -> dict[str, str | None]:
+    """``--flag value`` pairs of a command (None for a switch)."""
+    out, i = {}, 1
+    while i < len(args):
+        if i + 1 < len(args) and not args[i + 1].startswith("--"):
+            out[args[i]] = args[i + 1]
+            i += 2
+        else:
+            out[args[i]] = None
+            i += 1
+    return out
+
+
+def test_nine_chains_by_architecture_and_seed():
+    chains = list(dict.fromkeys(s["chain"] for s in STEPS))
+    assert chains == [f"{a}-s{seed}" for seed in (0, 1, 2)
+                      for a in ("spatial", "winograd", "winograd_relu")]  # fmt: skip
+
+
+def test_step_names():
+    expected = []
+    for seed, densities in ((0, (80, 60, 40, 30, 20, 10)), (1, (80, 60, 40)), (2, (80, 60, 40))):
+        for method, arch in (("han", "spatial"), ("li", "winograd"), ("liu", "winograd_relu")):
+            expected += [f"dense-{arch}-s{seed}", *(f"{method}-d{d}-s{seed}" for d in densities)]
+    expected += ["yu-spatial-s1", "yu-winograd-s1"]
+    assert [s["name"] for s in STEPS] == expected
+    assert len(STEPS) == 47
+
+
+def test_every_init_precedes_its_step_in_the_same_chain():
+    seen: dict[str, str] = {}
+    for s in STEPS:
+        if s["init"] is None:
+            assert s["name"].startswith("dense-"), s
+        else:
+            assert seen.get(s["init"]) == s["chain"], s
+        seen[s["name"]] = s["chain"]
+    # the check can fail: a chain whose step starts from a step of another chain
+    bad = [*STEPS, {"name": "x", "init": "dense-spatial-s0", "chain": "winograd-s0"}]
+    seen = {}
+    with pytest.raises(AssertionError):
+        for s in bad:
+            assert s["init"] is None or seen.get(s["init"]) == s["chain"]
+            seen[s["name"]] = s["chain"]
+
+
+def test_sweep_chains_prune_step_after_step():
+    # seed 0 sweeps 0.8 .. 0.1, seeds 1 and 2 stop at 0.4, each step from the one before
+    for seed, expected in ((0, (0.8, 0.6, 0.4, 0.3, 0.2, 0.1)), (1, (0.8, 0.6, 0.4)),
+                           (2, (0.8, 0.6, 0.4))):  # fmt: skip
+        for method, arch in (("han", "spatial"), ("li", "winograd"), ("liu", "winograd_relu")):
+            sweep = [s for s in STEPS if s["name"].startswith(f"{method}-")
+                     and s["name"].endswith(f"-s{seed}")]  # fmt: skip
+            assert [s["config"]["densities"] for s in sweep] == [(d,) for d in expected]
+            assert [s["init"] for s in sweep] == [f"dense-{arch}-s{seed}"] + [
+                s["name"] for s in sweep[:-1]
+            ]
+
+
+def test_every_command_has_the_recipe():
+    recipe = {"--model": "vgg-nagadomi", "--width": "0.5", "--batch-size": "256",
+              "--lr-schedule": "linear", "--warmup": "0.15", "--label-smoothing": "0.2",
+              "--augment": None, "--device": "cpu", "--stats-images": "1000",
+              "--momentum": "0.9", "--weight-decay": "0.0005"}  # fmt: skip
+    for s in STEPS:
+        args = _cmd(s["name"])
+        flags = _flags(args)
+        assert args[0] == "train"
+        assert {k: flags.get(k, "missing") for k in recipe} == recipe, s["name"]
+        # the data: the CIFAR-10 zip beside the checkout (../shared/data), not a home folder
+        assert flags["--data"] == str(DATA), s["name"]
+        assert Path(flags["--data"]).relative_to(ROOT.parent) == Path(
+            "shared/data/cifar10-jpeg.zip"
+        )
+        assert flags["--output-dir"] == str(RUNS) and flags["--run-name"] == s["name"]
+        assert flags.get("--init") == (str(RUNS / s["init"]) if s["init"] else None)
+        expected = "fp32" if s["name"] == "yu-winograd-s1" else "auto"
+        assert flags["--precision"] == expected, s["name"]
+
+
+def test_commands_are_pinned():
+    # a chain resumes next session with this script: a started step must get the same command
+    recipe = ["--model", "vgg-nagadomi", "--width", "0.5", "--batch-size", "256",
+              "--lr-schedule", "linear", "--warmup", "0.15", "--label-smoothing", "0.2",
+              "--augment", "--precision", "auto", "--device", "cpu", "--stats-images", "1000",
+              "--momentum", "0.9", "--weight-decay", "0.0005"]  # fmt: skip
+    head = ["train", "--data", str(DATA), "--output-dir", "/runs", "--run-name"]
+    assert _cmd("dense-winograd_relu-s2") == [
+        *head, "dense-winograd_relu-s2", *recipe,
+        "--architecture", "winograd_relu", "--seed", "2", "--epochs", "30", "--lr", "0.2",
+    ]  # fmt: skip
+    assert _cmd("li-d30-s0") == [
+        *head, "li-d30-s0", "--init", "/runs/li-d40-s0", *recipe,
+        "--architecture", "winograd", "--method", "li", "--densities", "0.3", "--seed", "400",
+        "--epochs", "0", "--retrain-epochs", "3", "--retrain-lr", "0.02",
+    ]  # fmt: skip
+    fp32 = [x if x != "auto" else "fp32" for x in recipe]
+    assert _cmd("yu-winograd-s1") == [
+        *head, "yu-winograd-s1", "--init", "/runs/yu-spatial-s1", *fp32,
+        "--architecture", "spatial", "--method", "yu", "--m", "4", "--epochs", "0",
+        "--retrain-epochs", "3", "--retrain-lr", "1e-06", "--densities", "0.37",
+        "--winograd-from", "0", "--seed", "902",
+    ]  # fmt: skip
+    assert _flags(_cmd("yu-spatial-s1"))["--densities"] == "0.6,0.4"
+
+
+def test_folders():
+    home = Path("~").expanduser()
+    assert p.STUDY.runs() == home / ".cache/winolab/runs/paper-cifar10-w0.5"
+    assert p.STUDY.results() == ROOT / "results" / "cifar10-paper-w0.5"
+    assert p.STUDY.results(Path("/elsewhere")) == Path("/elsewhere/results/cifar10-paper-w0.5")
+
+
+def _bench(width, seconds, model=None, batch=256):
+    b = {"width": width, "batch": batch, "median_step_s": seconds}
+    if model:
+        b["model"] = model
+    return b
+
+
+def test_step_time_from_the_nearest_width():
+    benches = [_bench(1.0, {"spatial-bf16-cl": 4.0}), _bench(0.5, {"spatial-bf16-cl": 1.5}),
+               _bench(0.25, {"spatial-bf16-cl": 0.2})]  # fmt: skip
+    assert study.step_seconds(p.STUDY, benches, "spatial", "bf16") == pytest.approx(1.5)
+    # nearest width that has the variant, scaled by width^2 and to the recipe's batch
+    benches = [_bench(1.0, {"spatial-fp32-cl": 4.0}, batch=128),
+               _bench(0.5, {"spatial-bf16-cl": 1.5})]  # fmt: skip
+    assert study.step_seconds(p.STUDY, benches, "spatial", "fp32") == pytest.approx(2.0)
+    # another network's benchmark does not count, however near its width
+    benches = [_bench(1.0, {"spatial-bf16-cl": 4.0}),
+               _bench(0.5, {"spatial-bf16-cl": 9.0}, model="convpool-cnn-c")]  # fmt: skip
+    assert study.step_seconds(p.STUDY, benches, "spatial", "bf16") == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="no benchmark"):
+        study.step_seconds(p.STUDY, benches, "winograd", "bf16")
+
+
+def test_plan_estimates_from_the_recorded_benchmarks(capsys):
+    benches = [json.loads(b.read_text()) for b in p.STUDY.benches]
+    hours = study.chain_hours(p.STUDY, STEPS, benches)
+    assert list(hours) == list(dict.fromkeys(s["chain"] for s in STEPS))
+    # Winograd-ReLU chains cost the most, the 40% chains of seeds 1-2 less than seed 0's
+    assert hours["winograd_relu-s0"] > hours["winograd-s0"] > hours["spatial-s0"] > 0.5
+    assert hours["winograd-s1"] < hours["winograd-s0"]
+    assert p.main(["plan", "--budget", "7200"]) == 0
+    out = capsys.readouterr().out
+    for chain in hours:
+        assert f"chain {chain}: " in out
+    assert "fits in a budget of 2.00 h" in out and "does NOT fit" in out
+    assert "--output-dir " + str(p.STUDY.runs()) in out
+
+
+def test_status_on_empty_folders_says_pending(tmp_path, capsys):
+    assert p.main(["status", "--repo", str(tmp_path), "--runs", str(tmp_path / "runs")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == len(STEPS)
+    assert all(line.split()[-1] == "pending" for line in lines), lines
+
+
+def test_status_sees_started_finished_and_recorded(tmp_path, capsys):
+    runs = tmp_path / "runs"
+    (runs / "dense-spatial-s0").mkdir(parents=True)
+    (runs / "dense-spatial-s0" / "result.json").write_text("{}")
+    (runs / "han-d80-s0").mkdir()
+    (runs / "han-d80-s0" / "checkpoint.pt").write_bytes(b"")
+    results = p.STUDY.results(tmp_path)
+    results.mkdir(parents=True)
+    (results / "dense-winograd-s0.json").write_text("{}")
+    assert p.main(["status", "--repo", str(tmp_path), "--runs", str(runs)]) == 0
+    states = {line.split()[1]: line.split()[2] for line in capsys.readouterr().out.splitlines()}
+    assert states["dense-spatial-s0"] == "finished"
+    assert states["han-d80-s0"] == "started"
+    assert states["dense-winograd-s0"] == "recorded"
+    assert states["han-d60-s0"] == "pending"
+
+
+def test_record_copies_a_result_and_never_overwrites(tmp_path):
+    runs = tmp_path / "runs"
+    step = BY_NAME["han-d60-s0"]
+    (runs / step["name"]).mkdir(parents=True)
+    (runs / step["name"] / "result.json").write_text(json.dumps({"test_accuracy": 0.9}))
+    out = study.record(p.STUDY, step, runs, tmp_path, commit=False)
+    assert out == tmp_path / "results" / "cifar10-paper-w0.5" / "han-d60-s0.json"
+    first = json.loads(out.read_text())
+    assert first["test_accuracy"] == 0.9
+    assert first["reproduction"]["step"] == "han-d60-s0"
+    assert first["reproduction"]["init_step"] == "han-d80-s0"
+    assert first["reproduction"]["chain"] == "spatial-s0"
+    assert first["reproduction"]["scale"].startswith("VGG-nagadomi, width 0.5, all 50,000")
+    assert "../shared/data/cifar10-jpeg.zip" in first["reproduction"]["scale"]
+    # a rerun after a crash finds another result.json in the run folder: the record stays
+    (runs / step["name"] / "result.json").write_text(json.dumps({"test_accuracy": 0.1}))
+    assert study.record(p.STUDY, step, runs, tmp_path, commit=False) == out
+    assert json.loads(out.read_text()) == first
