@@ -128,26 +128,30 @@ def changes(runs: dict[str, dict], method: str) -> list[Change]:
 def lowest_holding(runs: dict[str, dict], method: str) -> float | None:
     """The lowest density where it and every higher recorded density hold accuracy for every
     seed measured there; None when the first density fails or nothing is recorded."""
+    cs = changes(runs, method)
     lowest = None
-    for d in sorted({c.density for c in changes(runs, method)}, reverse=True):
-        if not all(c.holds for c in changes(runs, method) if c.density == d):
+    for d in sorted({c.density for c in cs}, reverse=True):
+        if not all(c.holds for c in cs if c.density == d):
             break
         lowest = d
     return lowest
+
+
+def _mean_se(values: list[tuple[float, float]]) -> tuple[float, float, int]:
+    # (mean, SE, n) of (value, test-set SE) pairs: the seeds' spread for n >= 2
+    n = len(values)
+    mean = sum(v for v, _ in values) / n
+    if n == 1:
+        return mean, values[0][1], 1
+    sd = math.sqrt(sum((v - mean) ** 2 for v, _ in values) / (n - 1))
+    return mean, sd / math.sqrt(n), n
 
 
 def mean_change(runs: dict[str, dict], method: str, density: float):
     """``(mean change, its standard error, seeds)`` over the seeds recorded at ``density``; the
     standard error is the seeds' spread over sqrt(n) for n >= 2, else the test-set one."""
     cs = [c for c in changes(runs, method) if math.isclose(c.density, density)]
-    if not cs:
-        return None
-    n = len(cs)
-    mean = sum(c.change for c in cs) / n
-    if n == 1:
-        return mean, cs[0].change_se, 1
-    sd = math.sqrt(sum((c.change - mean) ** 2 for c in cs) / (n - 1))
-    return mean, sd / math.sqrt(n), n
+    return _mean_se([(c.change, c.change_se) for c in cs]) if cs else None
 
 
 def dense_accuracies(runs: dict[str, dict]) -> dict[str, list[tuple[int, float, float]]]:
@@ -178,16 +182,6 @@ def _pm(value: float, se: float, n: int, unit: str = "%") -> str:
     if unit == "pt":
         return f"{100 * value:+.2f} ± {100 * se:.2f} pt ({spread})"
     return f"{100 * value:.2f} ± {100 * se:.2f}% ({spread})"
-
-
-def _mean_se(values: list[tuple[float, float]]) -> tuple[float, float, int]:
-    # (mean, SE, n) of (value, test-set SE) pairs: the seeds' spread for n >= 2
-    n = len(values)
-    mean = sum(v for v, _ in values) / n
-    if n == 1:
-        return mean, values[0][1], 1
-    sd = math.sqrt(sum((v - mean) ** 2 for v, _ in values) / (n - 1))
-    return mean, sd / math.sqrt(n), n
 
 
 def summary_table(runs: dict[str, dict]) -> str:
