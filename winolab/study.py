@@ -35,11 +35,7 @@ __all__ = ["AT_PUBLISHED", "METHODS", "STUDY", "Z", "Change", "changes", "dense_
 STUDY = _results.ROOT / "results" / "cifar10-paper-w0.5"
 
 #: method -> (architecture, label) of the three sweeps of Liu et al.'s Figure 1
-METHODS = {
-    "han": ("spatial", "spatial conv, pruned spatially (Han et al.)"),
-    "li": ("winograd", "Winograd layer, native pruning (Li et al.)"),
-    "liu": ("winograd_relu", "Winograd-ReLU, pruned (Liu et al.)"),
-}
+METHODS = {method: (arch, label) for method, (arch, _, label) in _results.SWEEPS.items()}
 ARCHITECTURES = tuple(arch for arch, _ in METHODS.values())
 
 #: the densities where the workshop paper draws its conclusions (Li et al. published none for
