@@ -21,7 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["ISA_FLAGS", "cpu_info", "environment", "git_commit", "load_average", "utc_now"]
+__all__ = ["ISA_FLAGS", "cpu_info", "environment", "git_commit", "load_1m", "load_average",
+           "same_cpu", "utc_now", "vector_isa"]
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -48,10 +49,10 @@ def git_commit(root: str | os.PathLike | None = None) -> dict:
     return {"commit": head, "dirty": bool(status.strip())}
 
 
-def cpu_info() -> dict:
-    """``{"model": str, "isa": {flag: bool}}`` from ``/proc/cpuinfo`` (Linux; else the
-    platform's processor name and every flag ``False``)."""
-    model, flags = platform.processor() or platform.machine(), set()
+def _proc_cpuinfo() -> tuple[str, set[str]]:
+    """The CPU model and the flags of the first processor in ``/proc/cpuinfo`` (Linux; else
+    the platform's processor name and no flags)."""
+    model, flags = platform.processor() or platform.machine() or "unknown", set()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             key, _, value = line.partition(":")
@@ -62,13 +63,50 @@ def cpu_info() -> dict:
                 break
     except OSError:
         pass
+    return model, flags
+
+
+def cpu_info() -> dict:
+    """``{"model": str, "isa": {flag: bool}}`` for the :data:`ISA_FLAGS` (``/proc/cpuinfo`` on
+    Linux; else the platform's processor name and every flag ``False``)."""
+    model, flags = _proc_cpuinfo()
     return {"model": model, "isa": {f: f in flags for f in ISA_FLAGS}}
+
+
+def vector_isa() -> list[str]:
+    """Every vector-ISA flag of this CPU, sorted: the AVX and AVX-512 families, FMA, AMX and
+    the bfloat16 extensions (the ``"isa"`` list of the kernel benchmarks' records)."""
+    return sorted(f for f in _proc_cpuinfo()[1] if f.startswith(("avx", "fma", "amx"))
+                  or "bf16" in f)  # fmt: skip
+
+
+def same_cpu(a: dict, b: dict) -> bool:
+    """Whether two :func:`cpu_info` records describe the same CPU: the same model, and the same
+    value of every ISA flag that both record (at least one).
+
+    Records written when the flag list was shorter (without ``"fma"``, say) still match the
+    machine they were measured on; a flag that only one of them lists is not compared.
+    """
+    try:
+        isa_a, isa_b = a["isa"], b["isa"]
+        if a["model"] != b["model"] or not isinstance(isa_a, dict) or not isinstance(isa_b, dict):
+            return False
+        common = isa_a.keys() & isa_b.keys()
+        return bool(common) and all(isa_a[f] == isa_b[f] for f in common)
+    except (KeyError, TypeError):
+        return False
 
 
 def load_average() -> list[float] | None:
     """The 1, 5 and 15-minute load averages (``None`` where the OS has none): the machines are
     shared, and a wall time means little without them."""
     return list(os.getloadavg()) if hasattr(os, "getloadavg") else None
+
+
+def load_1m() -> float | None:
+    """The 1-minute load average alone (``None`` where the OS has none)."""
+    load = load_average()
+    return load[0] if load else None
 
 
 def utc_now() -> str:
