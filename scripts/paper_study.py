@@ -186,7 +186,8 @@ def step_seconds(study: Study, benches: list[dict], arch: str, precision: str) -
 
 def estimate(study: Study, step: dict, benches: list[dict]) -> float:
     """Seconds: steps x measured step time, plus one fp32 test-set pass per epoch (a forward
-    pass taken as a third of an fp32 training step)."""
+    pass taken as a third of an fp32 training step, or of a training step at the run's
+    precision where fp32 was not measured)."""
     import torch
 
     from winolab.torch.train import resolve_precision
@@ -200,9 +201,13 @@ def estimate(study: Study, step: dict, benches: list[dict]) -> float:
         precision = "fp32"  # the F(4x4, 3x3) layers compute in float32 under autocast
     epochs = cfg["epochs"] + cfg.get("retrain_epochs", 0) * len(cfg.get("densities", ()))
     steps = epochs * math.ceil(study.train_images / cfg["batch_size"])
-    fp32 = step_seconds(study, benches, arch, "fp32")
+    train = step_seconds(study, benches, arch, precision)
+    try:
+        fp32 = step_seconds(study, benches, arch, "fp32")
+    except ValueError:  # fp32 not measured for this variant: the training step stands in
+        fp32 = train
     evals = epochs * study.test_images / cfg["batch_size"] * fp32 / 3
-    return steps * step_seconds(study, benches, arch, precision) + evals
+    return steps * train + evals
 
 
 def state(name: str, runs: Path, results: Path) -> str:
