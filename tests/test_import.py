@@ -32,7 +32,7 @@ def loaded_after(code: str) -> dict:
     "code",
     [
         "import winolab",
-        "import winolab; winolab.cook_toom(2, 3); winolab.transforms(4, 3)",
+        "import winolab; winolab.cook_toom(2, 3); winolab.transforms.transforms(4, 3)",
         "import winolab.derive, winolab.transforms, winolab.reference, winolab.testing",
         "import winolab; winolab.sparse; winolab.results",
         "from winolab.testing import assert_conv_close, random_case; "

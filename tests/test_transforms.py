@@ -48,7 +48,7 @@ def test_cached_and_read_only():
     assert transforms(4, 3) is t
     assert transforms(4, 3, "lavin") is t
     assert transforms(4, 3, [0, 1, -1, 2, -2], np.float64) is t
-    assert winolab.transforms(4, 3) is t  # the callable module
+    assert winolab.transforms.transforms(4, 3) is t  # a function of the module, not the module
     assert transforms(4, 3, dtype=np.float32) is not t
     for name in ("AT", "G", "BT"):
         with pytest.raises(ValueError, match="read-only"):

@@ -74,8 +74,9 @@ def check_winograd_weights(U, channels: int, m: int, dtype=np.float64) -> np.nda
         )
     if U.shape[2] < m:
         raise ValueError(
-            f"U has alpha = {U.shape[2]}, but alpha = m + r - 1 >= m = {m}: "
-            f"for m = {m} and r = 3, U must be (K, C, {m + 2}, {m + 2})"
+            f"U has alpha = {U.shape[2]}, but alpha = m + r - 1 >= m = {m}: for m = {m} and an "
+            f"r x r filter, U must be (K, C, {m} + r - 1, {m} + r - 1), e.g. "
+            f"(K, C, {m + 2}, {m + 2}) for r = 3"
         )
     return U
 

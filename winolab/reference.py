@@ -29,7 +29,7 @@ from winolab._validate import (
     output_size,
 )
 from winolab.derive import DEFAULT_CONVENTION, Convention, PointSpec
-from winolab.transforms import tile, transforms, untile
+from winolab.transforms import WinogradTransforms, _tile, _untile, transforms
 
 __all__ = [
     "direct_conv2d",
@@ -76,7 +76,7 @@ def direct_conv2d(
     h_out, w_out = output_size(x.shape, (kh, kw), (ph, pw))
     check_conv_memory(x.shape, w.shape, (ph, pw))
     bias = check_bias(bias, K)
-    xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    xp = _pad(x, (ph, pw))
     # (N, C, h_out, w_out, kh, kw): every kh x kw window of every channel
     windows = np.lib.stride_tricks.sliding_window_view(xp, (kh, kw), axis=(2, 3))
     y = np.einsum("ncijuv,kcuv->nkij", windows, w, optimize=True)
@@ -102,10 +102,8 @@ def filter_transform(
            [1.  , 1.5 , 0.5 , 1.  ]])
     """
     w = check_spatial_weights(w, None)
-    m = check_m(m)
-    t = transforms(m, w.shape[-1], points, convention=convention)
-    # U = G g GT   (book: ch. 4)
-    return np.einsum("au,kcuv,bv->kcab", t.G, w, t.G)
+    t = transforms(check_m(m), w.shape[-1], points, convention=convention)
+    return _filter_transform(w, t.G)
 
 
 def input_transform(
@@ -120,7 +118,8 @@ def input_transform(
     """Transformed input tiles ``V = BT d B``, shape ``(N, C, tiles_h, tiles_w, alpha, alpha)``.
 
     ``d`` runs over the overlapping ``alpha x alpha`` tiles (stride ``m``) of the zero-padded
-    input; tiles that hang over the bottom or right edge see zeros.
+    input; tiles that hang over the bottom or right edge see zeros. ``r`` comes before ``m``
+    here for backward compatibility (the torch twin takes the same order); pass both by name.
 
     >>> V = input_transform(np.ones((1, 1, 4, 4)), r=3, m=2)
     >>> V.shape, V[0, 0, 0, 0, 1, 1]
@@ -132,10 +131,7 @@ def input_transform(
     ph, pw = check_padding(padding)
     output_size(x.shape, (r, r), (ph, pw))
     t = transforms(m, r, points, convention=convention)
-    xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
-    d = tile(xp, m, r)  # (N, C, tiles_h, tiles_w, alpha, alpha)
-    # V = BT d B   (book: ch. 4)
-    return np.einsum("au,ncijuv,bv->ncijab", t.BT, d, t.BT, optimize=True)
+    return _input_transform(_tiles(x, (ph, pw), m, r), t.BT)
 
 
 def output_transform(
@@ -171,9 +167,7 @@ def output_transform(
                          f"m = {m}: expected ({(th - 1) * m + 1}..{th * m}, "
                          f"{(tw - 1) * m + 1}..{tw * m})")
     t = transforms(m, r, points, convention=convention)
-    # Y = AT M A   (book: ch. 4)
-    Y = np.einsum("ia,nkpqab,jb->nkpqij", t.AT, M, t.AT, optimize=True)
-    return untile(Y, h_out, w_out)
+    return _untile(_output_transform(M, t.AT), h_out, w_out)
 
 
 def winograd_conv2d(
@@ -216,8 +210,10 @@ def winograd_conv2d(
     """
     x = check_data(x)
     w = check_spatial_weights(w, x.shape[1])
-    U = filter_transform(w, m, points, convention=convention)
-    return winograd_domain_conv2d(x, U, bias, padding, m, points, convention=convention)
+    t = transforms(check_m(m), w.shape[-1], points, convention=convention)
+    U = _filter_transform(w, t.G)
+    pad, out_shape, bias = _check_layer(x, U.shape, bias, padding, t.m)
+    return _winograd_layer(x, U, bias, pad, out_shape, t, relu=False)
 
 
 def winograd_domain_conv2d(
@@ -268,19 +264,65 @@ def winograd_domain_conv2d(
     m = check_m(m)
     relu = check_relu(relu)
     U = check_winograd_weights(U, x.shape[1], m)
-    K, _, alpha, _ = U.shape
-    r = alpha - m + 1
+    pad, out_shape, bias = _check_layer(x, U.shape, bias, padding, m)
+    t = transforms(m, U.shape[-1] - m + 1, points, convention=convention)
+    return _winograd_layer(x, U, bias, pad, out_shape, t, relu)
+
+
+def _check_layer(x, U_shape, bias, padding, m: int):
+    """Padding, output size and bias of a Winograd layer on checked ``x`` and ``U``."""
+    r = U_shape[-1] - m + 1
     ph, pw = check_padding(padding)
-    h_out, w_out = output_size(x.shape, (r, r), (ph, pw))
-    check_conv_memory(x.shape, U.shape, (ph, pw), m)
-    bias = check_bias(bias, K)
+    out_shape = output_size(x.shape, (r, r), (ph, pw))
+    check_conv_memory(x.shape, U_shape, (ph, pw), m)
+    return (ph, pw), out_shape, check_bias(bias, U_shape[0])
+
+
+# The stages below take checked float arrays and the matrices themselves: every public function
+# above validates its arguments once and then only calls these (so do sparse.py, testing.py and
+# sparsity.py). They keep any float dtype and any leading axes.
+
+
+def _pad(x: np.ndarray, padding: tuple[int, int]) -> np.ndarray:
+    ph, pw = padding
+    return np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+
+
+def _tiles(x: np.ndarray, padding: tuple[int, int], m: int, r: int) -> np.ndarray:
+    """The input tiles ``d`` of the zero-padded ``x``: (N, C, tiles_h, tiles_w, alpha, alpha)."""
+    return _tile(_pad(x, padding), m, r)
+
+
+def _filter_transform(g: np.ndarray, G: np.ndarray) -> np.ndarray:
+    """``U = G g GT`` over the last two axes of ``g`` (..., r, r) -> (..., alpha, alpha)."""
+    # U = G g GT   (book: ch. 4)
+    return np.einsum("au,...uv,bv->...ab", G, g, G)
+
+
+def _input_transform(d: np.ndarray, BT: np.ndarray) -> np.ndarray:
+    """``V = BT d B`` over the last two axes of the tiles ``d`` (..., alpha, alpha)."""
+    # V = BT d B   (book: ch. 4)
+    return np.einsum("au,...uv,bv->...ab", BT, d, BT, optimize=True)
+
+
+def _output_transform(M: np.ndarray, AT: np.ndarray) -> np.ndarray:
+    """``Y = AT M A`` over the last two axes of ``M`` (..., alpha, alpha) -> (..., m, m)."""
+    # Y = AT M A   (book: ch. 4)
+    return np.einsum("ia,...ab,jb->...ij", AT, M, AT, optimize=True)
+
+
+def _winograd_layer(
+    x: np.ndarray, U: np.ndarray, bias: np.ndarray | None, padding: tuple[int, int],
+    out_shape: tuple[int, int], t: WinogradTransforms, relu: bool,
+) -> np.ndarray:
+    """``y = AT [sum_c U * V] A + bias`` on checked inputs, ``V = BT d B`` or its ReLU."""
     # (N, C, tiles_h, tiles_w, alpha, alpha)
-    V = input_transform(x, r, m, (ph, pw), points, convention=convention)
+    V = _input_transform(_tiles(x, padding, t.m, t.r), t.BT)
     if relu:
         V = np.maximum(V, 0.0)
     # M = sum_c U * V   (the only multiplications: alpha^2 per tile per (k, c))
     M = np.einsum("kcab,ncijab->nkijab", U, V, optimize=True)
-    y = output_transform(M, (h_out, w_out), m, points, convention=convention)
+    y = _untile(_output_transform(M, t.AT), *out_shape)
     if bias is not None:
         y = y + bias[None, :, None, None]
     return y

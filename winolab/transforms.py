@@ -6,8 +6,6 @@ requested dtype (from exact rationals, so float32 matrices are correctly rounded
 
 from __future__ import annotations
 
-import sys
-import types
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -141,11 +139,17 @@ def tile(x: np.ndarray, m: int, r: int) -> np.ndarray:
     if x.ndim != 4:
         raise ValueError(f"x must have shape (N, C, H, W), got {x.ndim} dimensions {x.shape}")
     m, r = check_m(m), check_size(r, "r (filter size)")
-    N, C, H, W = x.shape
+    H, W = x.shape[2:]
     if H < r or W < r:
         raise ValueError(f"x of {H} x {W} is smaller than the {r} x {r} filter: no output")
+    return _tile(x, m, r)
+
+
+def _tile(x: np.ndarray, m: int, r: int) -> np.ndarray:
+    """:func:`tile` without the checks: ``x`` is ``(N, C, H, W)`` with ``H, W >= r``."""
+    N, C, H, W = x.shape
     alpha = m + r - 1
-    th, tw = tile_counts(H - r + 1, W - r + 1, m)
+    th, tw = -(-(H - r + 1) // m), -(-(W - r + 1) // m)
     need_h, need_w = (th - 1) * m + alpha, (tw - 1) * m + alpha
     if need_h > H or need_w > W:
         x = np.pad(x, ((0, 0), (0, 0), (0, need_h - H), (0, need_w - W)))
@@ -171,22 +175,12 @@ def untile(Y: np.ndarray, h_out: int, w_out: int) -> np.ndarray:
     if not ((th - 1) * m < h_out <= th * m and (tw - 1) * m < w_out <= tw * m):
         raise ValueError(f"({h_out}, {w_out}) does not fit {th} x {tw} tiles of m = {m}: "
                          f"expected ({(th - 1) * m + 1}..{th * m}, {(tw - 1) * m + 1}..{tw * m})")
+    return _untile(Y, h_out, w_out)
+
+
+def _untile(Y: np.ndarray, h_out: int, w_out: int) -> np.ndarray:
+    """:func:`untile` without the checks: the tiles cover ``h_out x w_out``, overhang included."""
+    N, K, th, tw, m, _ = Y.shape
     # (N, K, tiles_h, m, tiles_w, m) -> (N, K, tiles_h*m, tiles_w*m), then crop the overhang
     y = Y.transpose(0, 1, 2, 4, 3, 5).reshape(N, K, th * m, tw * m)
     return y[:, :, :h_out, :w_out]
-
-
-class _CallableModule(types.ModuleType):
-    """``winolab.transforms`` is this module and also the function :func:`transforms`.
-
-    Python binds ``winolab.transforms`` to the submodule as soon as anything imports it, so the
-    module itself forwards calls: ``winolab.transforms(4, 3)`` works however it was imported.
-    """
-
-    def __call__(
-        self, m=2, r=3, points=None, dtype=np.float64, *, convention=DEFAULT_CONVENTION
-    ) -> WinogradTransforms:
-        return transforms(m, r, points, dtype, convention=convention)
-
-
-sys.modules[__name__].__class__ = _CallableModule
