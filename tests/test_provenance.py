@@ -47,6 +47,8 @@ def test_cpu_info_and_vector_isa_agree():
     isa = provenance.vector_isa()
     assert isa == sorted(isa) and all(isinstance(f, str) for f in isa)
     assert {f for f, on in info["isa"].items() if on} <= set(isa)
+    assert provenance.cpu_info(("avx2", "no_such_flag")) == {
+        "model": info["model"], "isa": {"avx2": info["isa"]["avx2"], "no_such_flag": False}}
 
 
 def test_same_cpu_compares_the_model_and_the_flags_both_record():

@@ -66,11 +66,11 @@ def _proc_cpuinfo() -> tuple[str, set[str]]:
     return model, flags
 
 
-def cpu_info() -> dict:
-    """``{"model": str, "isa": {flag: bool}}`` for the :data:`ISA_FLAGS` (``/proc/cpuinfo`` on
-    Linux; else the platform's processor name and every flag ``False``)."""
-    model, flags = _proc_cpuinfo()
-    return {"model": model, "isa": {f: f in flags for f in ISA_FLAGS}}
+def cpu_info(flags: tuple[str, ...] = ISA_FLAGS) -> dict:
+    """``{"model": str, "isa": {flag: bool}}`` for ``flags`` (``/proc/cpuinfo`` on Linux; else
+    the platform's processor name and every flag ``False``)."""
+    model, have = _proc_cpuinfo()
+    return {"model": model, "isa": {f: f in have for f in flags}}
 
 
 def vector_isa() -> list[str]:
