@@ -214,6 +214,23 @@ def test_precision_is_chosen_from_the_cpu_and_the_measurement(tmp_path, monkeypa
     assert train.measured_bf16_speedup("winograd", info) is None  # not measured
     other = {**info, "model": "another CPU"}
     assert train.measured_bf16_speedup("spatial", other) is None
+    # a record made before "fma" joined the flags still counts for this CPU
+    older = {"model": info["model"], "isa": {f: v for f, v in info["isa"].items() if f != "fma"}}
+    (tmp_path / "bench.json").write_text(json.dumps({**bench, "provenance": {"cpu": older}}))
+    assert train.measured_bf16_speedup("spatial", info) == pytest.approx(2.0)
+    flipped = {**info, "isa": {**info["isa"], "avx2": not info["isa"]["avx2"]}}
+    assert train.measured_bf16_speedup("spatial", flipped) is None
+
+
+def test_cpu_info_keeps_the_flags_of_the_recorded_runs():
+    from winolab import provenance
+
+    info = train.cpu_info()
+    assert list(info["isa"]) == ["avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_tile",
+                                 "amx_bf16", "amx_int8"]  # fmt: skip
+    full = provenance.cpu_info()
+    assert info["model"] == full["model"] and provenance.same_cpu(info, full)
+    assert all(full["isa"][f] == v for f, v in info["isa"].items())
 
 
 def test_recorded_paths_are_relative_to_the_repository():

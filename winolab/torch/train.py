@@ -33,10 +33,8 @@ import math
 import os
 import platform
 import random
-import subprocess
 import time
 from dataclasses import asdict, dataclass, fields
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Literal, NamedTuple, get_args
 
@@ -44,6 +42,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F  # noqa: N812
 
+from winolab import provenance
 from winolab.torch import data as _data
 
 __all__ = [
@@ -482,42 +481,16 @@ def _set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def _git_commit() -> dict:
-    root = Path(__file__).resolve().parents[2]
-    try:
-        head = subprocess.run(
-            ["git", "-C", str(root), "rev-parse", "HEAD"],
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=10,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "-C", str(root), "status", "--porcelain", "-uno"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-        ).stdout.strip()
-        return {"commit": head, "dirty": bool(dirty)}
-    except (OSError, subprocess.SubprocessError):
-        return {"commit": None, "dirty": None}
+# the ISA flags of the training records (sessions, environment, bench_train_step.json): those
+# that decide bfloat16 speed, provenance.ISA_FLAGS without "fma", as every recorded run has
+# them, so that the sessions of a resumed run all have the same fields
+_ISA_FLAGS = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_tile", "amx_bf16", "amx_int8")
 
 
 def cpu_info() -> dict:
-    """CPU model and the ISA flags that decide bfloat16 speed (``/proc/cpuinfo`` on Linux)."""
-    model, flags = platform.processor() or platform.machine(), set()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() == "model name":
-                model = value.strip()
-            elif key.strip() == "flags":
-                flags = set(value.split())
-                break
-    except OSError:
-        pass
-    isa = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_tile", "amx_bf16", "amx_int8")
-    return {"model": model, "isa": {f: f in flags for f in isa}}
+    """CPU model and the ISA flags that decide bfloat16 speed (:func:`winolab.provenance.cpu_info`
+    of the flags that training records carry)."""
+    return provenance.cpu_info(_ISA_FLAGS)
 
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -528,13 +501,14 @@ def measured_bf16_speedup(architecture: str, info: dict | None = None) -> float 
     """bf16 + channels_last over fp32 + channels_last step time, from the recorded benchmark.
 
     The median same-round ratio of ``results/bench_train_step.json`` for ``architecture``
-    when that file was measured on a CPU of the same model and ISA flags; None otherwise.
+    when that file was measured on a CPU of the same model and ISA flags
+    (:func:`winolab.provenance.same_cpu`: a record of fewer flags matches); None otherwise.
     """
     info = info or cpu_info()
     try:
         bench = json.loads(BENCH_TRAIN_STEP.read_text())
         cpu = bench["provenance"]["cpu"]
-        if not isinstance(cpu, dict) or cpu != info:
+        if not provenance.same_cpu(cpu, info):
             return None
         rounds = bench["round_step_s"]
         fp32, bf16 = rounds[f"{architecture}-fp32-cl"], rounds[f"{architecture}-bf16-cl"]
@@ -837,7 +811,7 @@ def _run(config, run_dir, ckpt, stop_after_steps, time_budget, progress, start_t
         else contextlib.nullcontext
     )
     # the code and the machine of every session of the run (start, then each resume)
-    state["git"] = [*state.get("git", []), _git_commit()]
+    state["git"] = [*state.get("git", []), provenance.git_commit()]
     state["sessions"] = [*state.get("sessions", []), _environment(device, state["precision"])]
     session_steps, last_step, last_eval = 0, 0.0, 0.0
 
@@ -966,9 +940,9 @@ def _environment(device, precision: str) -> dict:
         "memory_format": "channels_last",
         "threads": torch.get_num_threads(),
         "cores": os.cpu_count(),
-        "load_average_1_5_15": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+        "load_average_1_5_15": provenance.load_average(),
         "machine": platform.machine(),
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "date": provenance.utc_now(),
     }
 
 
@@ -1019,7 +993,7 @@ def _finish(config, run_dir, model, pruner, test_loader, train, test, state, sta
         "sessions": state.get("sessions", []),
         "steps": state["step"],
         "wall_time_s": state["elapsed"] + time.perf_counter() - start_time,
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "date": provenance.utc_now(),
     }
     _write_json(run_dir / "result.json", result, overwrite=False)  # never overwritten
     return result
