@@ -16,12 +16,10 @@ in interleaved rounds in one process, and reports medians and the median of same
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -31,6 +29,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from winolab import sparse  # noqa: E402
+from winolab.provenance import cpu_info, git_commit, load_1m, utc_now, vector_isa  # noqa: E402
 from winolab.reference import filter_transform  # noqa: E402
 
 DENSITIES = (1.0, 0.5, 0.3, 0.2, 0.1, 0.05)
@@ -169,50 +168,22 @@ def break_even(rows: list[dict]) -> list[dict]:
     return out
 
 
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def _isa_flags() -> list[str]:
-    """The vector-ISA flags of /proc/cpuinfo that matter here (AVX-512, FMA, BF16, AMX)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                return sorted(f for f in line.split(":", 1)[1].split()
-                              if f.startswith(("avx", "fma", "amx")) or "bf16" in f)
-    except OSError:
-        pass
-    return []
-
-
 def provenance(argv, load_start=None, m=2) -> dict:
     import numba
     import torch
 
-    root = Path(__file__).resolve().parents[1]
-    try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
-                                text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        commit = "unknown"
     return {
         "command": " ".join(["python", "benchmarks/bench_sparse.py", *argv]),
-        "commit": commit, "date": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+        "commit": git_commit()["commit"] or "unknown", "date": utc_now(),
         "machine": platform.processor() or platform.machine(), "python": platform.python_version(),
         "numpy": np.__version__, "numba": numba.__version__, "torch": torch.__version__,
         "threads_numba": numba.get_num_threads(), "threads_torch": torch.get_num_threads(),
         "clock": CLOCK.__name__, "m": m, "dtype": "float32",
         "data": "ReLU(randn) input, Kaiming randn weights, seed 0",
         "cpus": os.cpu_count(),
-        "cpu_model": _cpu_model(), "isa": _isa_flags(),
+        "cpu_model": cpu_info()["model"], "isa": vector_isa(),
         # the machine is shared: the 1-minute load average when the run started and ended
-        "load_average": {"start": load_start, "end": os.getloadavg()[0]},
+        "load_average": {"start": load_start, "end": load_1m()},
     }
 
 
@@ -232,7 +203,7 @@ def main(argv=None) -> int:
     p.add_argument("--clock", choices=sorted(CLOCKS), default="wall",
                    help="wall time, or process CPU time (use with --threads 1)")
     args = p.parse_args(argv)
-    load_start = os.getloadavg()[0]
+    load_start = load_1m()
     global CLOCK
     CLOCK = CLOCKS[args.clock]
     if args.threads:
@@ -244,7 +215,7 @@ def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     rounds = args.rounds or (3 if args.quick else 7)
     densities = (1.0, 0.1, 0.05) if args.quick else DENSITIES
-    flags = _isa_flags()
+    flags = vector_isa()
     bf16 = args.bf16 == "on" or (args.bf16 == "auto"
                                  and bool({"avx512_bf16", "amx_bf16"} & set(flags)))
     todo = [la for la in layers(args.quick) if args.layers is None or la[0] in args.layers]

@@ -23,11 +23,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import datetime
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -35,6 +33,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from winolab.provenance import git_commit, load_average, utc_now
 from winolab.torch.models import build_model
 from winolab.torch.pruning import make_pruner
 from winolab.torch.train import cpu_info
@@ -129,21 +128,15 @@ def run(
 
 
 def _provenance(args) -> dict:
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        commit = None
     return {
         "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "commit": commit,
+        "date": utc_now(),
+        "commit": git_commit()["commit"],
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
         "cpu": cpu_info(),
         "cores": os.cpu_count(),
-        "load_average_1_5_15": os.getloadavg(),
+        "load_average_1_5_15": load_average(),
         "config": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
     }
 
@@ -171,7 +164,7 @@ def main(argv=None) -> int:
     bad = [v for v in variants if v not in VARIANTS]
     if bad:
         p.error(f"unknown variants {bad}; choose from {', '.join(VARIANTS)}")
-    load_before = os.getloadavg()
+    load_before = load_average()
     result = run(args.batch, args.width, args.rounds, args.steps, args.warmup, args.seed,
                  variants, network=args.model)  # fmt: skip
     result["provenance"] = _provenance(args)

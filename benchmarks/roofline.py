@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -18,9 +17,9 @@ import numba
 import numpy as np
 from numba import njit
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench_sparse import _cpu_model, _isa_flags  # noqa: E402
+from winolab.provenance import cpu_info, load_1m, vector_isa  # noqa: E402
 
 
 @njit(fastmath={"contract"}, cache=True)  # FMAs, but no reassociation folding the chain
@@ -82,18 +81,20 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--json", type=Path)
     args = p.parse_args(argv)
-    load0 = os.getloadavg()[0]
+    load0 = load_1m()
     res = measure()
     res["provenance"] = {
         "command": " ".join(["python", "benchmarks/roofline.py", *(argv or sys.argv[1:])]),
-        "cpu_model": _cpu_model(), "isa": _isa_flags(), "threads": 1, "clock": "process_time",
+        "cpu_model": cpu_info()["model"], "isa": vector_isa(), "threads": 1,
+        "clock": "process_time",
         "numba": numba.__version__,
-        "load_average": {"start": load0, "end": os.getloadavg()[0]},
+        "load_average": {"start": load0, "end": load_1m()},
     }
     print(f"FMA: {res['fma_gmac_s']:.1f} G multiply-adds/s ({res['fma_gflops']:.0f} GFLOP/s)")
     for k, v in res["read_gbytes_s"].items():
         print(f"read {k}: {v:.1f} GB/s")
-    print(f"load average {load0:.2f} -> {os.getloadavg()[0]:.2f}")
+    if load0 is not None:
+        print(f"load average {load0:.2f} -> {load_1m():.2f}")
     if args.json:
         args.json.write_text(json.dumps(res, indent=1) + "\n")
     return 0
