@@ -8,6 +8,7 @@ and the layer table of :mod:`winolab.counting`.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 
@@ -17,6 +18,20 @@ from winolab import counting, study
 
 RUNS = study.load_study()
 VGG = counting.get_network("vgg-nagadomi")
+RUNS100 = study.load_study(study.CIFAR100.folder)
+# every recorded run of both studies, with what its study claims about it
+RECORDED = [(study.CIFAR10, n) for n in sorted(RUNS)] + [(study.CIFAR100, n) for n in
+                                                         sorted(RUNS100)]  # fmt: skip
+SCALE = {"CIFAR-10": ("vgg-nagadomi", 0.5, "JPEG re-encoding of CIFAR-10"),
+         "CIFAR-100": ("convpool-cnn-c", 0.25, "CIFAR-100 as lossless PNG")}  # fmt: skip
+
+
+def _recorded(paper, name):
+    return (RUNS if paper is study.CIFAR10 else RUNS100)[name]
+
+
+def _ids(cases):
+    return [f"{paper.tag or 'cifar10'}-{name}" for paper, name in cases]
 MULT_METHOD = {"spatial": "spatial_pruned", "winograd": "winograd_native",
                "winograd_relu": "winograd_relu"}  # fmt: skip
 
@@ -122,14 +137,15 @@ def test_the_study_has_runs():
     assert any(n.startswith("dense-") for n in RUNS)
 
 
-@pytest.mark.parametrize("name", sorted(RUNS))
-def test_recorded_run_scale_and_provenance(name):
-    r = RUNS[name]
+@pytest.mark.parametrize(("paper", "name"), RECORDED, ids=_ids(RECORDED))
+def test_recorded_run_scale_and_provenance(paper, name):
+    r = _recorded(paper, name)
+    model, width, data = SCALE[paper.title]
     assert r["reproduction"]["step"] == name
-    assert r["config"]["model"] == "vgg-nagadomi" and r["config"]["width"] == 0.5
+    assert r["config"]["model"] == model and r["config"]["width"] == width
     assert (r["data"]["train_images"], r["data"]["test_images"]) == (50_000, 10_000)
     assert r["config"]["subset"] is None and r["config"]["test_subset"] is None
-    assert "JPEG re-encoding of CIFAR-10" in r["data"]["train"]
+    assert data in r["data"]["train"]
     # paths relative to the repository (or ~), never this machine's
     for text in (r["command"], r["data"]["path"], r["config"]["data"], r["run_dir"]):
         assert not re.search(r"(^|\s)/(work|root|home|tmp)/", text), text
@@ -140,21 +156,23 @@ def test_recorded_run_scale_and_provenance(name):
     assert env["precision"] == r["precision"] in ("bf16", "fp32")
 
 
-@pytest.mark.parametrize("name", sorted(RUNS))
-def test_recorded_accuracy_and_its_standard_error(name):
-    r = RUNS[name]
+@pytest.mark.parametrize(("paper", "name"), RECORDED, ids=_ids(RECORDED))
+def test_recorded_accuracy_and_its_standard_error(paper, name):
+    r = _recorded(paper, name)
     a = r["accuracy"]
     assert a * 10_000 == pytest.approx(round(a * 10_000))  # a count of the 10,000 images
     assert r["accuracy_se"] == pytest.approx(_se(a), rel=1e-9)
     assert abs(r["history"][-1]["test_accuracy"] - a) <= 1e-4
 
 
-@pytest.mark.parametrize("name", sorted(n for n in RUNS if not n.startswith("yu-")))
-def test_recorded_densities_and_multiplies(name):
+@pytest.mark.parametrize(("paper", "name"), [c for c in RECORDED if not c[1].startswith("yu-")],
+                         ids=_ids([c for c in RECORDED if not c[1].startswith("yu-")]))
+def test_recorded_densities_and_multiplies(paper, name):
     method, arch, density, _ = study.parse_name(name)
-    r = RUNS[name]
+    r = _recorded(paper, name)
+    net = counting.get_network(paper.network)
     assert r["config"]["architecture"] == arch
-    for layer in VGG.pruned:
+    for layer in net.pruned:
         assert r["weight_densities"][layer] == pytest.approx(density, abs=2e-3)
     assert r["weight_densities"]["conv1"] == 1.0
     mult = r["multiplications"]
@@ -163,12 +181,12 @@ def test_recorded_densities_and_multiplies(name):
     assert mult["method"] == MULT_METHOD[arch]
     key = "spatial" if arch == "spatial" else "winograd"
     total = 0.0
-    for la in VGG.layers:
-        if isinstance(la, counting.ConvLayer) and la.name in VGG.pruned:
+    for la in net.layers:
+        if isinstance(la, counting.ConvLayer) and la.name in net.pruned:
             n = la.direct_multiplies if key == "spatial" else la.winograd_multiplies(mult["m"])
             da = 1.0 if arch == "winograd" else r["activation_densities"][la.name][key]
             total += n * r["weight_densities"][la.name] * da
-        elif isinstance(la, counting.ConvLayer) and key == "winograd":
+        elif isinstance(la, counting.ConvLayer) and la.winograd and key == "winograd":
             total += la.winograd_multiplies(mult["m"])
         else:
             total += la.direct_multiplies
@@ -195,13 +213,39 @@ def test_project_readme_block_is_regenerated_from_the_runs():
     assert block in text, "README.md is stale: run python -m winolab.study"
 
 
+def test_project_readme_cifar100_block_is_regenerated_from_its_runs():
+    text = (study._results.ROOT / "README.md").read_text()
+    assert study.readme_block(RUNS100, study.CIFAR100) in text, (
+        "README.md is stale: run python -m winolab.study")
+
+
+def test_cifar100_table_sets_two_sweeps_against_its_own_published_numbers():
+    table = study.summary_table({}, study.CIFAR100)
+    rows = {r.split(" | ")[0].lstrip("| "): r.split(" | ")[1:] for r in table.splitlines()[2:]}
+    assert not [q for q in rows if "Li et al." in q]  # no Winograd-native sweep on CIFAR-100
+    liu = "reduction at the lowest density holding accuracy, Winograd-ReLU, pruned (Liu et al.)"
+    assert rows[liu][:2] == ["6.8x", "not run yet"]
+    # ConvPool-CNN-C's layer table (32x32 input): 396.8 M in its 3x3 layers, 2.0 M in its 1x1
+    net = counting.get_network("convpool-cnn-c")
+    direct = counting.count_multiplies(net, "direct").total
+    three = sum(la.direct_multiplies for la in net.layers if la.winograd)
+    assert (round(three / 1e5), round((direct - three) / 1e5)) == (3968, 20)
+    assert rows["multiplies, dense direct"][1] == f"{direct:.2g} (1.0x)"
+    assert len(rows) == 3 + 2 * 6  # dense accuracies, then six rows of two
+    # CIFAR-10's markers are not CIFAR-100's: the two README blocks cannot swallow each other
+    b10, e10 = study.CIFAR10.readme_markers
+    b100, e100 = study.CIFAR100.readme_markers
+    assert b10 not in b100 and e10 not in e100 and b100 not in b10 and e100 not in e10
+
+
 def test_write_readme_needs_the_markers(tmp_path):
     readme = tmp_path / "README.md"
     readme.write_text("# no block here\n")
     with pytest.raises(ValueError, match="has no generated block"):
-        study.write_readme(readme, tmp_path)
+        study.write_readme(readme)
     readme.write_text(f"top\n{study.README_BEGIN}\nOLD-CONTENT\n{study.README_END}\nbottom\n")
-    study.write_readme(readme, tmp_path / "empty")
+    empty = dataclasses.replace(study.CIFAR10, folder=tmp_path / "empty")
+    study.write_readme(readme, (empty,))
     text = readme.read_text()
     assert text.startswith("top\n") and text.endswith("bottom\n") and "OLD-CONTENT" not in text
     assert "no runs recorded yet. 0 runs recorded" in text
