@@ -33,8 +33,8 @@ from winolab._validate import (
     output_size,
 )
 from winolab.derive import DEFAULT_CONVENTION, Convention, PointSpec
-from winolab.reference import filter_transform
-from winolab.transforms import tile, tile_counts, transforms, untile
+from winolab.reference import _filter_transform, _input_transform, _output_transform, _tiles
+from winolab.transforms import _untile, tile_counts, transforms
 
 __all__ = ["SparseWinogradWeights", "plan_tasks", "winograd_conv2d", "winograd_domain_conv2d"]
 
@@ -325,8 +325,9 @@ def winograd_conv2d(
     >>> bool(np.abs(y - reference.direct_conv2d(x, w, padding=1)).max() < 1e-12)
     True
     """
-    w = check_spatial_weights(w, None, dtype=None)
-    U = filter_transform(w, check_m(m), points, convention=convention)
+    w = check_spatial_weights(w, None)
+    # U = G g GT in float64, as the reference computes it
+    U = _filter_transform(w, transforms(check_m(m), w.shape[-1], points, convention=convention).G)
     return _conv(x, U, bias, padding, m, points, False, backend, return_multiplies,
                  convention=convention)
 
@@ -396,19 +397,16 @@ def _workspace(threads: int, size: int, dtype) -> np.ndarray:
 
 def _numpy_path(x, U, pad, t, relu, out_shape):
     """Dense Winograd in numpy, in x's dtype: one batched matmul over the alpha^2 positions."""
-    ph, pw = pad
-    xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
-    d = tile(xp, t.m, t.r)  # (N, C, th, tw, alpha, alpha)
+    d = _tiles(x, pad, t.m, t.r)  # (N, C, th, tw, alpha, alpha)
     N, C, th, tw, alpha, _ = d.shape
-    # V = BT d B, laid out (alpha, alpha, C, N*th*tw)
-    V = np.einsum("au,ncijuv,bv->abcnij", t.BT, d, t.BT, optimize=True)
-    V = V.reshape(alpha * alpha, C, -1)
+    K = U.shape[0]
+    # V = BT d B, laid out (alpha*alpha, C, N*th*tw)
+    V = _input_transform(d, t.BT).transpose(4, 5, 1, 0, 2, 3).reshape(alpha * alpha, C, -1)
     if relu:
         np.maximum(V, 0, out=V)
-    K = U.shape[0]
     # M[s] = U[s] V[s]   (K x C times C x tiles, per position s)
     M = np.matmul(U.transpose(2, 3, 0, 1).reshape(alpha * alpha, K, C), V)
-    M = M.reshape(alpha, alpha, K, N, th, tw)
-    # Y = AT M A   -> (N, K, th, tw, m, m)
-    Y = np.einsum("ia,abknpq,jb->nkpqij", t.AT, M, t.AT, optimize=True)
-    return np.ascontiguousarray(untile(Y, *out_shape))
+    # (alpha, alpha, K, N, th, tw) -> (N, K, th, tw, alpha, alpha), a view
+    M = M.reshape(alpha, alpha, K, N, th, tw).transpose(3, 2, 4, 5, 0, 1)
+    # Y = AT M A, cropped to the output
+    return np.ascontiguousarray(_untile(_output_transform(M, t.AT), *out_shape))
