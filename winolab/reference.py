@@ -299,16 +299,19 @@ def _filter_transform(g: np.ndarray, G: np.ndarray) -> np.ndarray:
     return np.einsum("au,...uv,bv->...ab", G, g, G)
 
 
-def _input_transform(d: np.ndarray, BT: np.ndarray) -> np.ndarray:
-    """``V = BT d B`` over the last two axes of the tiles ``d`` (..., alpha, alpha)."""
+def _input_transform(d: np.ndarray, BT: np.ndarray, optimize: bool = True) -> np.ndarray:
+    """``V = BT d B`` over the last two axes of the tiles ``d`` (..., alpha, alpha).
+
+    ``optimize=False`` sums each entry in one loop, in numpy's order (testing.py measures that).
+    """
     # V = BT d B   (book: ch. 4)
-    return np.einsum("au,...uv,bv->...ab", BT, d, BT, optimize=True)
+    return np.einsum("au,...uv,bv->...ab", BT, d, BT, optimize=optimize)
 
 
-def _output_transform(M: np.ndarray, AT: np.ndarray) -> np.ndarray:
+def _output_transform(M: np.ndarray, AT: np.ndarray, optimize: bool = True) -> np.ndarray:
     """``Y = AT M A`` over the last two axes of ``M`` (..., alpha, alpha) -> (..., m, m)."""
     # Y = AT M A   (book: ch. 4)
-    return np.einsum("ia,...ab,jb->...ij", AT, M, AT, optimize=True)
+    return np.einsum("ia,...ab,jb->...ij", AT, M, AT, optimize=optimize)
 
 
 def _winograd_layer(

@@ -44,7 +44,8 @@ from winolab._validate import (
     output_size,
 )
 from winolab.derive import POINT_SETS, PointSpec, resolve_points
-from winolab.transforms import tile, transforms, untile
+from winolab.reference import _filter_transform, _input_transform, _output_transform, _tiles
+from winolab.transforms import _untile, transforms
 
 __all__ = [
     "SAFETY_FACTOR",
@@ -220,21 +221,18 @@ def winograd_conv2d_in(x, w, padding=0, m=2, points: PointSpec = None, dtype=np.
     w = check_spatial_weights(w, x.shape[1], dtype=None)
     K, C, r, _ = w.shape
     t = transforms(check_m(m), r, points, dt)
-    ph, pw = check_padding(padding)
-    output_size(x.shape, (r, r), (ph, pw))
-    xp = np.pad(x.astype(dt), ((0, 0), (0, 0), (ph, ph), (pw, pw)))
-    h_out, w_out = xp.shape[2] - r + 1, xp.shape[3] - r + 1
+    pad = check_padding(padding)
+    out_shape = output_size(x.shape, (r, r), pad)
     # U = G g GT   (K, C, alpha, alpha)
-    U = np.einsum("au,kcuv,bv->kcab", t.G, w.astype(dt), t.G)
-    # V = BT d B   (N, C, tiles_h, tiles_w, alpha, alpha)
-    V = np.einsum("au,ncijuv,bv->ncijab", t.BT, tile(xp, m, r), t.BT)
+    U = _filter_transform(w.astype(dt), t.G)
+    # V = BT d B   (N, C, tiles_h, tiles_w, alpha, alpha), one loop per entry as measured
+    V = _input_transform(_tiles(x.astype(dt), pad, t.m, r), t.BT, optimize=False)
     # M = sum_c U * V, accumulated in dtype channel by channel
     M = np.zeros((x.shape[0], K, *V.shape[2:]), dtype=dt)
     for c in range(C):
         M += U[None, :, c, None, None] * V[:, c, None]
     # Y = AT M A
-    Y = np.einsum("ia,nkpqab,jb->nkpqij", t.AT, M, t.AT)
-    return untile(Y, h_out, w_out)
+    return _untile(_output_transform(M, t.AT, optimize=False), *out_shape)
 
 
 def measure_tolerance(
@@ -353,10 +351,9 @@ def measure_fp32_error(
     win = np.lib.stride_tricks.sliding_window_view(dd, (r, r), axis=(2, 3))
     y_direct = np.einsum("tcijuv,tcuv->tij", win, gd)
     # U = G g GT,  V = BT d B,  M = sum_c U * V,  y = AT M A, all in dtype
-    U = np.einsum("au,tcuv,bv->tcab", t.G, gd, t.G)
-    V = np.einsum("au,tcuv,bv->tcab", t.BT, dd, t.BT)
+    U, V = _filter_transform(gd, t.G), _input_transform(dd, t.BT, optimize=False)
     M = np.einsum("tcab,tcab->tab", U, V)
-    y = np.einsum("ia,tab,jb->tij", t.AT, M, t.AT)
+    y = _output_transform(M, t.AT, optimize=False)
     wino, direct = relative_error(y, y_ref), relative_error(y_direct, y_ref)
     return ErrorMeasurement(
         m=m, r=r, points=_points_name(m, r, points), dtype=dt.name, winograd=wino,
