@@ -36,6 +36,7 @@ from winolab._validate import (
     check_data,
     check_m,
     check_padding,
+    check_size,
     check_spatial_weights,
     check_winograd_weights,
     output_size,
@@ -48,7 +49,8 @@ from winolab.derive import (
     cook_toom,
     resolve_points,
 )
-from winolab.transforms import tile, transforms
+from winolab.reference import _filter_transform, _input_transform, _tiles
+from winolab.transforms import transforms
 
 __all__ = [
     "Projection",
@@ -249,8 +251,7 @@ def filter_fill_in(
         raise ValueError(f"rule must be 'rounding' or 'structural', got {rule!r}")
     G = transforms(m, r, points).G
     # U = G g GT, and its rounding bound |G| |g| |G|^T
-    U = np.einsum("au,kcuv,bv->kcab", G, w, G)
-    bound = np.einsum("au,kcuv,bv->kcab", np.abs(G), np.abs(w), np.abs(G))
+    U, bound = _filter_transform(w, G), _filter_transform(np.abs(w), np.abs(G))
     return density(_nonzero_beyond_rounding(U, bound, alpha))
 
 
@@ -297,18 +298,16 @@ def activation_density(
     if relu not in ("spatial", "winograd"):
         raise ValueError(f"relu must be 'spatial' or 'winograd', got {relu!r}")
     x = check_data(x)
-    m = check_m(m)
-    ph, pw = check_padding(padding)
-    output_size(x.shape, (r, r), (ph, pw))
+    m, r = check_m(m), check_size(r, "r (filter size)")
+    pad = check_padding(padding)
+    output_size(x.shape, (r, r), pad)
     BT = transforms(m, r, points, convention=convention).BT
     alpha = m + r - 1
-    xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
     if relu == "spatial":
-        xp = np.maximum(xp, 0.0)
-    d = tile(xp, m, r)  # (N, C, tiles_h, tiles_w, alpha, alpha)
+        x = np.maximum(x, 0.0)  # ReLU(0) = 0: the same before or after the zero padding
+    d = _tiles(x, pad, m, r)  # (N, C, tiles_h, tiles_w, alpha, alpha)
     # V = BT d B, and its rounding bound |BT| |d| |B|
-    V = np.einsum("au,ncijuv,bv->ncijab", BT, d, BT, optimize=True)
-    bound = np.einsum("au,ncijuv,bv->ncijab", np.abs(BT), np.abs(d), np.abs(BT), optimize=True)
+    V, bound = _input_transform(d, BT), _input_transform(np.abs(d), np.abs(BT))
     if relu == "winograd":
         # ReLU(V): only entries above the rounding bound are surely positive
         return density(V > 4 * alpha * np.finfo(np.float64).eps * bound)
