@@ -276,7 +276,8 @@ def activation_density(
     x : array, shape (N, C, H, W)
         Pre-activation input (the ReLU is applied here).
     r, m : int
-        Filter and output tile size; tiles are ``alpha = m + r - 1`` wide, stride ``m``.
+        Filter and output tile size, in the order of :func:`winolab.reference.input_transform`;
+        tiles are ``alpha = m + r - 1`` wide, stride ``m``.
     padding : int or (int, int)
         Zero padding of the convolution; padded zeros are part of the tiles.
     points : str or sequence, optional
