@@ -151,10 +151,12 @@ def run_step(step: dict, runs: Path, results: Path, data: Path, commit: bool) ->
     print(f"[{time.strftime('%H:%M:%S')}] done {step['name']}: accuracy "
           f"{result['accuracy']:.4f}, {result['wall_time_s']:.0f} s", flush=True)
     # the summary table, README snippet and figures follow every new result
-    from winolab.results import write_all
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import update_results
 
     readme = results.parent / "README_table.md"
-    write_all(results, readme)
+    update_results.write_reduced(results, readme)
+    update_results.write_readme()
     made = [out, readme, results / "summary.md", results / "accuracy_vs_density.png",
             results / "activation_density.png"]
     if commit:

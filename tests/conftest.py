@@ -77,3 +77,15 @@ def tiny_cifar10(tmp_path_factory):
         batch = {b"data": images.astype(np.uint8), b"labels": labels.tolist()}
         (root / name).write_bytes(pickle.dumps(batch, protocol=2))
     return root
+
+
+def load_script(name: str):
+    """``scripts/<name>.py`` of this checkout as a module (the scripts are not a package)."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

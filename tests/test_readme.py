@@ -45,5 +45,16 @@ def test_readme_speed_table_is_the_recorded_benchmark():
 
     from winolab import results
 
-    block = results.bench_block(json.loads(results.BENCH_JSON.read_text()))
-    assert block in (ROOT / "README.md").read_text(), "run `python -m winolab.results`"
+    bench = ROOT / "results" / "bench_sparse_cpu1.json"
+    block = results.bench_block(json.loads(bench.read_text()))
+    assert block in (ROOT / "README.md").read_text(), "run python scripts/update_results.py"
+
+
+def test_every_generated_readme_block_is_fresh():
+    from conftest import load_script
+
+    text = (ROOT / "README.md").read_text()
+    blocks = load_script("update_results").readme_blocks(ROOT)
+    assert len(blocks) == 4  # reduced-scale, speed, CIFAR-10 and CIFAR-100 paper scale
+    for block in blocks:
+        assert block in text, f"{block.splitlines()[0]}: run python scripts/update_results.py"

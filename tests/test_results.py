@@ -12,6 +12,7 @@ import re
 from pathlib import Path
 
 import pytest
+from conftest import load_script
 
 from winolab import counting, results
 
@@ -19,6 +20,8 @@ ROOT = Path(__file__).resolve().parents[1]
 FOLDER = ROOT / "results" / "cifar10"
 README = ROOT / "results" / "README_table.md"
 RUNS = results.load_results(FOLDER) if FOLDER.is_dir() else {}
+BENCH_JSON = ROOT / "results" / "bench_sparse_cpu1.json"
+update = load_script("update_results")
 VGG = counting.get_network("vgg-nagadomi")
 
 needs_runs = pytest.mark.skipif(not RUNS, reason="no recorded runs in results/cifar10")
@@ -287,28 +290,31 @@ def test_figures():
 
 
 def test_summary_json_roundtrip(tmp_path):
-    # write_all over a copy of the runs regenerates the same table
+    # scripts/update_results.py over a copy of the runs regenerates the same table
     if not RUNS:
         pytest.skip("no recorded runs")
     pytest.importorskip("matplotlib")
     for name, r in RUNS.items():
         (tmp_path / f"{name}.json").write_text(json.dumps(r))
+    table = update.write_reduced(tmp_path, tmp_path / "README_table.md")
+    assert table == results.markdown_table(results.summary_rows(RUNS))
+    assert (tmp_path / "README_table.md").read_text().startswith(table)
+    assert (tmp_path / "accuracy_vs_density.png").stat().st_size > 1000
     readme = tmp_path / "README.md"
     readme.write_text(f"# x\n\n{results.README_BEGIN}\nstale\n{results.README_END}\n\nkept\n"
                       f"{results.BENCH_BEGIN}\n{results.BENCH_END}\n")
-    table = results.write_all(tmp_path, tmp_path / "README_table.md", readme)
-    assert table == results.markdown_table(results.summary_rows(RUNS))
-    bench = results.bench_block(json.loads(results.BENCH_JSON.read_text()))
+    bench = results.bench_block(json.loads(BENCH_JSON.read_text()))
+    for block in (results.readme_block(RUNS), bench):
+        update.replace_block(readme, block)
     assert readme.read_text() == f"# x\n\n{results.readme_block(RUNS)}\n\nkept\n{bench}\n"
-    assert (tmp_path / "accuracy_vs_density.png").stat().st_size > 1000
 
 
 @needs_runs
 def test_project_readme_block_is_regenerated_from_the_runs():
-    # the README's short table is exactly what `python -m winolab.results` writes, and holds
+    # the README's short table is exactly what scripts/update_results.py writes, and holds
     # only the rows that have a published number
     block = results.readme_block(RUNS)
-    assert block in (ROOT / "README.md").read_text(), "run `python -m winolab.results`"
+    assert block in (ROOT / "README.md").read_text(), "run python scripts/update_results.py"
     rows = [line.split(" | ") for line in block.splitlines() if line.startswith("| ")][1:]
     assert len(rows) >= 8
     assert all(cells[1] != "—" for cells in rows)
@@ -318,11 +324,11 @@ def test_project_readme_without_block(tmp_path):
     readme = tmp_path / "README.md"
     readme.write_text("# no block\n")
     with pytest.raises(ValueError, match="no generated block"):
-        results._replace_readme_block(readme, "x")
+        update.replace_block(readme, "x")
     assert readme.read_text() == "# no block\n"
 
 
 def test_bench_block_rejects_a_density_it_has_not_measured():
-    bench = json.loads(results.BENCH_JSON.read_text())
+    bench = json.loads(BENCH_JSON.read_text())
     with pytest.raises(ValueError, match="no rows at density 0.42"):
         results.bench_block(bench, density=0.42)

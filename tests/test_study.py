@@ -8,17 +8,18 @@ and the layer table of :mod:`winolab.counting`.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import re
+from pathlib import Path
 
 import pytest
 
 from winolab import counting, study
 
-RUNS = study.load_study()
+ROOT = Path(__file__).resolve().parents[1]
+RUNS = study.load_study(ROOT / study.STUDY)
 VGG = counting.get_network("vgg-nagadomi")
-RUNS100 = study.load_study(study.CIFAR100.folder)
+RUNS100 = study.load_study(ROOT / study.CIFAR100.folder)
 # every recorded run of both studies, with what its study claims about it
 RECORDED = [(study.CIFAR10, n) for n in sorted(RUNS)] + [(study.CIFAR100, n) for n in
                                                          sorted(RUNS100)]  # fmt: skip
@@ -208,15 +209,15 @@ def test_summary_table_reads_the_runs():
 
 
 def test_project_readme_block_is_regenerated_from_the_runs():
-    text = (study._results.ROOT / "README.md").read_text()
+    text = (ROOT / "README.md").read_text()
     block = study.readme_block(RUNS)
-    assert block in text, "README.md is stale: run python -m winolab.study"
+    assert block in text, "README.md is stale: run python scripts/update_results.py"
 
 
 def test_project_readme_cifar100_block_is_regenerated_from_its_runs():
-    text = (study._results.ROOT / "README.md").read_text()
+    text = (ROOT / "README.md").read_text()
     assert study.readme_block(RUNS100, study.CIFAR100) in text, (
-        "README.md is stale: run python -m winolab.study")
+        "README.md is stale: run python scripts/update_results.py")
 
 
 def test_cifar100_table_sets_two_sweeps_against_its_own_published_numbers():
@@ -238,14 +239,17 @@ def test_cifar100_table_sets_two_sweeps_against_its_own_published_numbers():
     assert b10 not in b100 and e10 not in e100 and b100 not in b10 and e100 not in e10
 
 
-def test_write_readme_needs_the_markers(tmp_path):
+def test_readme_block_of_an_empty_study_replaces_the_old_one(tmp_path):
+    from conftest import load_script
+
+    update = load_script("update_results")
     readme = tmp_path / "README.md"
     readme.write_text("# no block here\n")
+    block = study.readme_block(study.load_study(tmp_path / "empty"))
     with pytest.raises(ValueError, match="has no generated block"):
-        study.write_readme(readme)
+        update.replace_block(readme, block)
     readme.write_text(f"top\n{study.README_BEGIN}\nOLD-CONTENT\n{study.README_END}\nbottom\n")
-    empty = dataclasses.replace(study.CIFAR10, folder=tmp_path / "empty")
-    study.write_readme(readme, (empty,))
+    update.replace_block(readme, block)
     text = readme.read_text()
     assert text.startswith("top\n") and text.endswith("bottom\n") and "OLD-CONTENT" not in text
     assert "no runs recorded yet. 0 runs recorded" in text
