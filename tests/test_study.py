@@ -8,6 +8,7 @@ and the layer table of :mod:`winolab.counting`.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from pathlib import Path
@@ -120,6 +121,31 @@ def test_unknown_method():
         study.changes({}, "yu")
 
 
+def test_claims_verdicts_on_made_up_runs():
+    runs = {"dense-spatial-s0": _run(0.88), "han-d60-s0": _run(0.875),  # -0.5 pt: holds
+            "dense-winograd-s0": _run(0.87), "li-d60-s0": _run(0.87), "li-d40-s0": _run(0.85),
+            "dense-winograd_relu-s0": _run(0.86), "liu-d60-s0": _run(0.86),
+            "liu-d40-s0": _run(0.84)}  # -2 pt at 40%: resolved
+    # without the published counts and densities, which need full run records
+    paper = dataclasses.replace(study.CIFAR10, published={})
+    text = "\n".join(study.claims(runs, paper))
+    assert "keeps its accuracy at 60% density* (published: loss < 0.1 pt): change -0.50" in text
+    assert "**consistent**" in text and "**refuted at this scale**: the loss is resolved" in text
+    # both hold to 60% and fail at 40%
+    assert ("lowest holding density 60% (Winograd-ReLU) against 60% (native); **not resolved**"
+            in text)
+    assert "-2.00 pt against the dense spatial network" in text
+    runs["liu-d40-s0"] = _run(0.86)  # now Winograd-ReLU holds to 40%, native to 60%
+    assert "**confirmed**: Winograd-ReLU holds to a lower density" in "\n".join(
+        study.claims(runs, paper))
+
+
+def test_claims_before_any_run():
+    for paper, n in ((study.CIFAR10, 6), (study.CIFAR100, 1)):
+        lines = study.claims({}, paper)
+        assert len(lines) == n and all(line.endswith("not run yet.") for line in lines)
+
+
 def test_empty_study(tmp_path):
     runs = study.load_study(tmp_path / "not-there")
     assert runs == {}
@@ -206,6 +232,7 @@ def test_summary_table_reads_the_runs():
             assert f"{100 * low:.0f}% (seed" in table
     study.plot_accuracy(RUNS)
     study.plot_activation_densities(RUNS)
+    assert len(study.claims(RUNS)) >= 6
 
 
 def test_project_readme_block_is_regenerated_from_the_runs():
