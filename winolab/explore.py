@@ -235,7 +235,7 @@ def compute_tiling(H: int = 8, W: int = 8, m: int = 2, r: int = 3, padding: int 
 class Accuracy:
     """Float32 error of F(m x m, 3 x 3) relative to a float32 direct convolution.
 
-    ``ratio`` is :attr:`winolab.testing.ErrorMeasurement.ratio` for the chosen ``m`` and point
+    ``ratio`` is :attr:`winolab.accuracy.ErrorMeasurement.ratio` for the chosen ``m`` and point
     set; ``curves`` holds ``(point set, ms, ratios)`` for every point set, for context.
     """
 
@@ -250,13 +250,13 @@ class Accuracy:
 def compute_accuracy(
     m: int = 4, points: str = "lavin", channels: int = 16, tiles: int = 200, seed: int = 0
 ) -> Accuracy:
-    """Measure the float32 error with :func:`winolab.testing.measure_fp32_error`.
+    """Measure the float32 error with :func:`winolab.accuracy.measure_fp32_error`.
 
     >>> a = compute_accuracy(4, "onednn")
     >>> a.points, bool(a.ratio < compute_accuracy(4, "lavin").ratio)
     ('onednn', True)
     """
-    from winolab.testing import measure_fp32_error
+    from winolab.accuracy import measure_fp32_error
 
     e = measure_fp32_error(m, 3, points, channels, tiles, seed)
     return Accuracy(
@@ -271,7 +271,7 @@ def compute_accuracy(
 
 @lru_cache(maxsize=8)
 def _accuracy_curves(channels: int, tiles: int, seed: int) -> tuple:
-    from winolab.testing import measure_fp32_error
+    from winolab.accuracy import measure_fp32_error
 
     def ratio(mm: int, pts: str) -> float:
         return measure_fp32_error(mm, 3, pts, channels, tiles, seed).ratio
@@ -313,26 +313,26 @@ def compute_fill_in(
     """Prune random 3x3 kernels to ``density``, transform, and measure what fills in.
 
     Weights: :func:`winolab.sparsity.prune_magnitude`, then
-    :func:`winolab.sparsity.filter_fill_in`. Activations: N(0, 1) pre-activations, the density
+    :func:`winolab.fill_in.filter_fill_in`. Activations: N(0, 1) pre-activations, the density
     of ``ReLU(x)``, of ``BT ReLU(x) B`` and of ``ReLU(BT x B)``
-    (:func:`winolab.sparsity.activation_density`).
+    (:func:`winolab.fill_in.activation_density`).
 
     >>> f = compute_fill_in(0.1, m=2)
     >>> round(f.weight_density, 3), round(f.winograd_weight_density, 2)
     (0.099, 0.33)
     """
-    from winolab import sparsity
+    from winolab import fill_in, sparsity
 
     w, x = _random_layer(seed, channels, size)
     pruned = sparsity.prune_magnitude(w, density).values
     return FillIn(
         m=m,
         density=density,
-        weight_density=sparsity.density(pruned),
-        winograd_weight_density=sparsity.filter_fill_in(pruned, m),
-        activation_density=sparsity.density(np.maximum(x, 0.0)),
-        winograd_activation_density=sparsity.activation_density(x, 3, m, relu="spatial"),
-        winograd_relu_density=sparsity.activation_density(x, 3, m, relu="winograd"),
+        weight_density=fill_in.density(pruned),
+        winograd_weight_density=fill_in.filter_fill_in(pruned, m),
+        activation_density=fill_in.density(np.maximum(x, 0.0)),
+        winograd_activation_density=fill_in.activation_density(x, 3, m, relu="spatial"),
+        winograd_relu_density=fill_in.activation_density(x, 3, m, relu="winograd"),
     )
 
 
@@ -357,7 +357,7 @@ def compute_relu_density(
     >>> r.position_density.shape, round(r.winograd_relu_density, 2)
     ((4, 4), 0.5)
     """
-    from winolab import sparsity
+    from winolab import fill_in
     from winolab.reference import input_transform
 
     _, x = _random_layer(seed, channels, size)
@@ -366,9 +366,9 @@ def compute_relu_density(
     return ReluDensity(
         m=m,
         shift=shift,
-        spatial_density=sparsity.density(np.maximum(x, 0.0)),
-        winograd_density=sparsity.activation_density(x, 3, m, relu="spatial"),
-        winograd_relu_density=sparsity.activation_density(x, 3, m, relu="winograd"),
+        spatial_density=fill_in.density(np.maximum(x, 0.0)),
+        winograd_density=fill_in.activation_density(x, 3, m, relu="spatial"),
+        winograd_relu_density=fill_in.activation_density(x, 3, m, relu="winograd"),
         position_density=_readonly((V > 0).mean(axis=(0, 1, 2, 3))),
     )
 
@@ -466,16 +466,16 @@ def compute_spatial_winograd(
     >>> bool(y.winograd_density <= 0.5), round(float(y.factors.max()), 1)
     (True, 20.2)
     """
-    from winolab import reference, sparsity
+    from winolab import fill_in, reference, sparsity
 
     w, _ = _random_layer(seed, channels, 4)
     mask = sparsity.structured_spatial_mask(w, target_density, m)
     U = reference.filter_transform(w * mask, m)
-    wd = sparsity.filter_fill_in(w * mask, m, rule="structural")
+    wd = fill_in.filter_fill_in(w * mask, m, rule="structural")
     return SpatialWinograd(
         m=m,
         target_density=target_density,
-        spatial_density=sparsity.density(mask),
+        spatial_density=fill_in.density(mask),
         winograd_density=wd,
         winograd_sparsity=1.0 - wd,
         factors=_readonly(sparsity.importance_factors(m, 3)),
