@@ -35,6 +35,7 @@ def loaded_after(code: str) -> dict:
         "import winolab; winolab.cook_toom(2, 3); winolab.transforms.transforms(4, 3)",
         "import winolab.derive, winolab.transforms, winolab.reference, winolab.testing",
         "import winolab; winolab.sparse; winolab.results",
+        "import winolab.methods, winolab.counting",
         "from winolab.testing import assert_conv_close, random_case; "
         "from winolab.reference import winograd_conv2d; c = random_case(0); "
         "assert_conv_close(winograd_conv2d(c.x, c.w, c.bias, c.padding, c.m), c.reference(), "

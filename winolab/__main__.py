@@ -18,16 +18,23 @@ import sys
 from dataclasses import asdict
 
 from winolab import counting
+from winolab.methods import COUNTS
 
 _DENSITY_OPTIONS = {  # option -> (Densities field, what it is)
-    "weight_density": ("weight", "Winograd-domain weight density d_w' (winograd_native, "
-                       "winograd_relu)"),
+    "weight_density": ("weight", "Winograd-domain weight density d_w'"),
     "activation_density": ("activation", "Winograd-domain activation density d_a' of "
-                           "ReLU(BT d B) (winograd_relu)"),
-    "spatial_weight_density": ("spatial_weight", "spatial weight density d_w (spatial_pruned)"),
+                           "ReLU(BT d B)"),
+    "spatial_weight_density": ("spatial_weight", "spatial weight density d_w"),
     "spatial_activation_density": ("spatial_activation", "spatial input-activation density "
-                                   "d_a (spatial_pruned)"),
+                                   "d_a"),
 }
+
+
+def _readers(field: str) -> str:
+    """The counting methods that read a Densities field (those with that operand sparse)."""
+    (domain, operand), = [k for k, f in counting.DENSITY_FIELDS.items() if f == field]
+    return ", ".join(k for k, c in COUNTS.items()
+                     if c.domain == domain and getattr(c, f"sparse_{operand}s"))
 
 
 def _density(text: str) -> float | list[float]:
@@ -60,7 +67,8 @@ def add_count_parser(subparsers) -> None:
                    help="Winograd output tile size m, F(m x m, 3 x 3) (default: %(default)s)")
     for option, (field, what) in _DENSITY_OPTIONS.items():
         p.add_argument(f"--{option.replace('_', '-')}", type=_density, default=None,
-                       metavar="D", help=f"{what} (default: {getattr(w, field)}, workshop)")
+                       metavar="D", help=f"{what} ({_readers(field)}) (default: "
+                       f"{getattr(w, field)}, workshop)")
     p.add_argument("--json", action="store_true",
                    help="print the counts as JSON instead of a table")
     p.set_defaults(func=_cli_count)

@@ -18,20 +18,20 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal, get_args
 
 import numpy as np
 
 from winolab._validate import check_bool, check_m
+from winolab.methods import COUNTS, CountMethod
 
 __all__ = [
-    "METHODS", "NETWORKS", "WORKSHOP_DENSITIES", "ConvLayer", "Densities", "FCLayer",
-    "LayerCount", "MultiplyCount", "Network", "compare_methods", "count_multiplies",
+    "DENSITY_FIELDS", "METHODS", "NETWORKS", "WORKSHOP_DENSITIES", "ConvLayer", "Densities",
+    "FCLayer", "LayerCount", "MultiplyCount", "Network", "compare_methods", "count_multiplies",
     "exact_winograd_multiplies", "get_network",
 ]
 
-Method = Literal["direct", "spatial_pruned", "winograd", "winograd_native", "winograd_relu"]
-METHODS: tuple[Method, ...] = get_args(Method)
+Method = CountMethod  # the table is winolab.methods.COUNTS
+METHODS: tuple[Method, ...] = tuple(COUNTS)
 DensitySpec = float | Sequence[float] | Mapping[str, float]
 
 
@@ -216,6 +216,12 @@ class Densities:
     spatial_activation: DensitySpec = 1.0
 
 
+# (domain, operand) -> the Densities field a sparse operand of that domain reads
+DENSITY_FIELDS = {("winograd", "weight"): "weight", ("winograd", "activation"): "activation",
+                  ("spatial", "weight"): "spatial_weight",
+                  ("spatial", "activation"): "spatial_activation"}  # fmt: skip
+
+
 # Liu, Han, Mao, Dally, ICLR 2017 workshop, VGG-nagadomi on CIFAR-10 (m = 2): Winograd-ReLU
 # prunable to 40% density, conventional to 60%; overall activation density 41.1% (Winograd
 # domain) and 36.9% (spatial). Measured for VGG-nagadomi only; for the other networks they are
@@ -314,8 +320,8 @@ def count_multiplies(network: Network | str, method: Method = "winograd", m: int
     m = check_m(m)
     dw = _per_layer(weight_density, network, "weight_density")
     da = _per_layer(activation_density, network, "activation_density")
-    dense_w = method in ("direct", "winograd")
-    dense_a = dense_w or method == "winograd_native"
+    row = COUNTS[method]
+    dense_w, dense_a = not row.sparse_weights, not row.sparse_activations
     if (dense_w and set(dw.values()) - {1.0}) or (dense_a and set(da.values()) - {1.0}):
         raise ValueError(f"method {method!r} has dense "
                          f"{'weights and activations' if dense_w else 'activations'}: "
@@ -323,7 +329,7 @@ def count_multiplies(network: Network | str, method: Method = "winograd", m: int
     rows = []
     for la in network.layers:
         n = la.direct_multiplies
-        winograd = isinstance(la, ConvLayer) and la.winograd and method.startswith("winograd")
+        winograd = isinstance(la, ConvLayer) and la.winograd and row.domain == "winograd"
         if winograd:
             n = la.winograd_multiplies(m)
         # pruned layer: dense count x d_w x d_a (weight and activation zeros independent)
@@ -350,11 +356,13 @@ def compare_methods(network: Network | str, m: int = 2,
     """
     if not isinstance(densities, Densities):
         raise TypeError(f"densities must be a Densities, got {type(densities).__name__}")
-    d = densities
-    args = {"direct": (1.0, 1.0), "spatial_pruned": (d.spatial_weight, d.spatial_activation),
-            "winograd": (1.0, 1.0), "winograd_native": (d.weight, 1.0),
-            "winograd_relu": (d.weight, d.activation)}
-    return {k: count_multiplies(network, k, m, *args[k]) for k in METHODS}
+
+    def density(c, operand, sparse):  # the field of a sparse operand, 1.0 for a dense one
+        return getattr(densities, DENSITY_FIELDS[c.domain, operand]) if sparse else 1.0
+
+    return {k: count_multiplies(network, k, m, density(c, "weight", c.sparse_weights),
+                                density(c, "activation", c.sparse_activations))
+            for k, c in COUNTS.items()}
 
 
 def _countable(a, name: str) -> np.ndarray:
