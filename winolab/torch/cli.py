@@ -24,18 +24,24 @@ import typing
 from dataclasses import MISSING, fields
 from pathlib import Path
 
+from winolab import methods
 from winolab.torch.train import RunFileError, TrainConfig, run
 
 __all__ = ["HELP", "add_train_parser", "config_from_args", "train_command"]
+
+
+def _either(names: list[str]) -> str:
+    return ", ".join(names[:-1]) + " or " + names[-1]
+
 
 HELP = {
     "data": "dataset: cifar-10/100-python.tar.gz (or its extracted folder), a zip of "
     "{train,test}/{class}/*.jpg such as ../shared/data/cifar10-jpeg.zip, or an ImageNet-style "
     "folder root/{train,test}/{class}/*; required unless --resume",
     "model": "network: vgg-nagadomi, convpool-cnn-c or resnet18-liu",
-    "architecture": "spatial (conv + ReLU), winograd (Winograd-domain layer + spatial ReLU) or "
-    "winograd_relu (ReLU on the transformed input tiles, Liu et al.)",
-    "method": "pruning rule for the prune phases: none, spatial (Han et al.), li, liu or yu",
+    "architecture": _either([f"{a.name} ({a.what})" for a in methods.ARCHITECTURES.values()]),
+    "method": "pruning rule for the prune phases: "
+    + _either(["none"] + [f"{p.flag} ({p.paper})" for p in methods.PRUNING_METHODS]),
     "width": "channel-width multiplier for reduced runs",
     "m": "Winograd output tile size m of F(m x m, 3 x 3)",
     "batchnorm": "BatchNorm after each convolution",

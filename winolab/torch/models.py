@@ -16,19 +16,19 @@ The first layer (it sees the image) stays a spatial convolution in every archite
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Literal
 
 import torch
 from torch import nn
 
+from winolab import methods
 from winolab._validate import check_bool, check_m
 from winolab.derive import DEFAULT_CONVENTION, Convention, check_convention
+from winolab.methods import Architecture
 from winolab.torch.layers import WinogradConv2d
 
 __all__ = ["ARCHITECTURES", "MODELS", "build_model", "convert_to_winograd", "table_name"]
 
-Architecture = Literal["spatial", "winograd", "winograd_relu"]
-ARCHITECTURES: tuple[str, ...] = ("spatial", "winograd", "winograd_relu")
+ARCHITECTURES: tuple[Architecture, ...] = tuple(methods.ARCHITECTURES)
 MODELS: dict[str, int] = {"vgg-nagadomi": 10, "convpool-cnn-c": 100, "resnet18-liu": 1000}
 
 

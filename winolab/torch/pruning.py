@@ -34,7 +34,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from winolab import sparsity
+from winolab import methods, sparsity
 from winolab._validate import check_bool, check_m
 from winolab.torch.layers import WinogradConv2d
 
@@ -420,12 +420,9 @@ class YuPruner(Pruner):
         return self.model
 
 
-METHODS: dict[str, type[Pruner]] = {
-    "spatial": SpatialPruner,
-    "li": LiPruner,
-    "liu": LiuPruner,
-    "yu": YuPruner,
-}
+_PRUNERS = {c.method: c for c in (SpatialPruner, LiPruner, LiuPruner, YuPruner)}
+#: ``--method`` name -> pruner, in the order of :data:`winolab.methods.PRUNING_METHODS`
+METHODS: dict[str, type[Pruner]] = {p.flag: _PRUNERS[p.flag] for p in methods.PRUNING_METHODS}
 
 
 def make_pruner(model: nn.Module, method: str, m: int | None = None, **options) -> Pruner:

@@ -21,18 +21,13 @@ import torch
 from torch import nn
 
 from winolab import counting
+from winolab.methods import ARCHITECTURES, COUNTS
 from winolab.torch.functional import input_transform
 from winolab.torch.layers import WinogradConv2d
 from winolab.torch.models import table_name
 from winolab.torch.pruning import prunable_layers
 
 __all__ = ["activation_densities", "multiplication_count", "weight_densities"]
-
-_ARCH_METHOD = {
-    "spatial": "spatial_pruned",
-    "winograd": "winograd_native",
-    "winograd_relu": "winograd_relu",
-}
 
 
 def _winograd_input(mod: nn.Module, x: torch.Tensor, m: int) -> torch.Tensor:
@@ -141,8 +136,9 @@ def multiplication_count(
     weight_densities : dict, optional
         By module name; measured from the model's weights if omitted.
     method : str, optional
-        A :data:`winolab.counting.METHODS` entry; by default from the architecture:
-        ``"spatial_pruned"``, ``"winograd_native"`` or ``"winograd_relu"``.
+        A :data:`winolab.counting.METHODS` entry; by default the architecture's pruned count
+        (:data:`winolab.methods.ARCHITECTURES`): ``"spatial_pruned"``, ``"winograd_native"``
+        or ``"winograd_relu"``.
     m : int, optional
         Tile of the Winograd count; defaults to ``model.m``.
 
@@ -164,15 +160,16 @@ def multiplication_count(
         )
     network = counting.get_network(name)
     if method is None:
-        method = _ARCH_METHOD[getattr(model, "architecture", "spatial")]
+        method = ARCHITECTURES[getattr(model, "architecture", "spatial")].pruned
     m = getattr(model, "m", 2) if m is None else m
     if weight_densities is None:
         weight_densities = _measured_weight_densities(model)
-    key = "spatial" if method == "spatial_pruned" else "winograd"
+    if method not in COUNTS:
+        raise ValueError(f"unknown method {method!r}; expected one of {list(COUNTS)}")
+    key = COUNTS[method].domain
     wd = {table_name(n): float(v) for n, v in weight_densities.items()}
     ad = {table_name(n): float(v[key]) for n, v in (activation_densities or {}).items()}
-    dense_w = method in ("direct", "winograd")
-    dense_a = dense_w or method == "winograd_native"
+    dense_w, dense_a = not COUNTS[method].sparse_weights, not COUNTS[method].sparse_activations
     # the table's pruned layers; a layer missing from the measurements counts as dense
     w = {n: 1.0 if dense_w else wd.get(n, 1.0) for n in network.pruned}
     a = {n: 1.0 if dense_a else ad.get(n, 1.0) for n in network.pruned}

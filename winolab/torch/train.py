@@ -43,6 +43,7 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 
 from winolab import provenance
+from winolab.methods import Architecture
 from winolab.torch import data as _data
 
 __all__ = [
@@ -60,7 +61,6 @@ __all__ = [
     "standard_error",
 ]
 
-Architecture = Literal["spatial", "winograd", "winograd_relu"]
 PruneMethod = Literal["none", "spatial", "li", "liu", "yu"]
 Schedule = Literal["linear", "constant", "step", "multistep"]
 Device = Literal["auto", "cpu", "cuda"]
