@@ -41,6 +41,8 @@ import sys
 import time
 from pathlib import Path
 
+from winolab.methods import BY_STEP
+
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "cifar10-jpeg.zip"
 SWEEP = (0.8, 0.6, 0.4, 0.2, 0.1, 0.05)
@@ -69,13 +71,14 @@ RETRAIN = {"epochs": 0, "lr": 0.1, "retrain_epochs": 1, "retrain_lr": 0.01,
 def plan() -> list[dict]:
     """The steps: ``{"name", "init" (a step name or None), "config" (TrainConfig fields)}``."""
     steps = []
-    for method, arch in (("liu", "winograd_relu"), ("han", "spatial"), ("li", "winograd")):
+    for method in ("liu", "han", "li"):
+        arch, flag = BY_STEP[method].architecture, BY_STEP[method].flag
         prev = f"dense-{arch}"
         steps.append({"name": prev, "init": None, "config": {"architecture": arch, **DENSE}})
         for d in SWEEP:
             name = f"{method}-d{round(d * 100)}"
             steps.append({"name": name, "init": prev, "config": {
-                "architecture": arch, "method": "spatial" if method == "han" else method,
+                "architecture": arch, "method": flag,
                 "densities": (d,), **RETRAIN}})  # fmt: skip
             prev = name
         if method == "han":  # Yu et al. start from the dense spatial network too
@@ -100,9 +103,10 @@ def plan() -> list[dict]:
             "lr": RETRAIN["retrain_lr"], "lr_milestones": ()}})  # fmt: skip
     # each chained step restarts its epoch count, so it retrains on the same shuffled and
     # augmented epoch 0 as the step before; one run per sweep sees new epochs at every step
-    for method, arch in (("liu", "winograd_relu"), ("han", "spatial"), ("li", "winograd")):
+    for method in ("liu", "han", "li"):
+        arch = BY_STEP[method].architecture
         steps.append({"name": f"{method}-sweep", "init": f"dense-{arch}", "config": {
-            "architecture": arch, "method": "spatial" if method == "han" else method,
+            "architecture": arch, "method": BY_STEP[method].flag,
             "densities": SWEEP, **RETRAIN}})  # fmt: skip
     return steps
 

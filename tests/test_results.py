@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from conftest import load_script
 
-from winolab import counting, results
+from winolab import counting, methods, results
 
 ROOT = Path(__file__).resolve().parents[1]
 FOLDER = ROOT / "results" / "cifar10"
@@ -62,14 +62,14 @@ def test_final_accuracy_is_last_epoch(name):
 def test_multiplication_count_recomputes(name):
     r = RUNS[name]
     mult = r["multiplications"]
-    key = "spatial" if mult["method"] == "spatial_pruned" else "winograd"
+    key = methods.COUNTS[mult["method"]].domain
     total = 0.0
     for la in VGG.layers:
         if isinstance(la, counting.ConvLayer) and la.name in VGG.pruned:
             n = la.direct_multiplies if key == "spatial" else la.winograd_multiplies(mult["m"])
             dw = r["weight_densities"][la.name]
-            da = 1.0 if mult["method"] == "winograd_native" else (
-                r["activation_densities"][la.name][key])
+            da = r["activation_densities"][la.name][key] if (
+                methods.COUNTS[mult["method"]].sparse_activations) else 1.0
             total += n * dw * da
         elif isinstance(la, counting.ConvLayer) and key == "winograd":
             total += la.winograd_multiplies(mult["m"])  # first layer: dense Winograd
@@ -119,7 +119,7 @@ def _close(parsed, value, unit_step):
 
 
 def _lowest_density(method, tolerance, reference="dense"):
-    arch = {"han": "spatial", "li": "winograd", "liu": "winograd_relu"}[method]
+    arch = methods.BY_STEP[method].architecture
     ref = f"{reference}-{arch}"
     if ref not in RUNS:
         return None
@@ -145,7 +145,7 @@ def test_every_table_number_recomputes():
                 quantity.rsplit(", ", 1)[1])
             _close(val, RUNS[source]["accuracy"], 1e-4)
         elif quantity.startswith("accuracy change at"):
-            dense = {"han": "dense-spatial", "liu": "dense-winograd_relu"}[source.split("-")[0]]
+            dense = results.SWEEPS[source.split("-")[0]][1]
             assert source.endswith(re.search(r"at (\d+)% density", quantity)[1])
             _close(val, RUNS[source]["accuracy"] - RUNS[dense]["accuracy"], 1e-4)
         elif quantity.startswith("lowest density"):
@@ -174,7 +174,7 @@ def test_every_table_number_recomputes():
             _close(val, num / den, 1e-3)
         elif quantity.startswith("reduction at the lowest density"):
             arch = quantity.rsplit(", ", 1)[1]
-            method = {"spatial": "han", "winograd": "li", "winograd_relu": "liu"}[arch]
+            (method,) = [m for m, (a, _, _) in results.SWEEPS.items() if a == arch]
             tol = float(re.search(r"within ([\d.]+) pt", quantity)[1]) / 100
             d = _lowest_density(method, tol)
             assert RUNS[source]["config"]["densities"][-1] == d

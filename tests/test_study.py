@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from winolab import counting, study
+from winolab import counting, methods, study
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNS = study.load_study(ROOT / study.STUDY)
@@ -34,8 +34,7 @@ def _recorded(paper, name):
 
 def _ids(cases):
     return [f"{paper.tag or 'cifar10'}-{name}" for paper, name in cases]
-MULT_METHOD = {"spatial": "spatial_pruned", "winograd": "winograd_native",
-               "winograd_relu": "winograd_relu"}  # fmt: skip
+MULT_METHOD = {arch: info.pruned for arch, info in methods.ARCHITECTURES.items()}
 
 
 def _run(accuracy: float, n: int = 10_000) -> dict:

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from winolab import counting
+from winolab.methods import ARCHITECTURES, COUNTS, PRUNING_METHODS
 
 __all__ = [
     "AT_PUBLISHED", "LOSS_TOLERANCE", "PUBLISHED", "SWEEPS", "YU_STEP", "Row", "load_results",
@@ -44,12 +45,10 @@ __all__ = [
 # measure noise.
 LOSS_TOLERANCE = 0.01
 
-# method -> (architecture, dense baseline step, label)
+# method (step prefix) -> (architecture, dense baseline step, label), from winolab.methods
 SWEEPS: dict[str, tuple[str, str, str]] = {
-    "han": ("spatial", "dense-spatial", "spatial conv, pruned spatially (Han et al.)"),
-    "li": ("winograd", "dense-winograd", "Winograd layer, native pruning (Li et al.)"),
-    "liu": ("winograd_relu", "dense-winograd_relu", "Winograd-ReLU, pruned (Liu et al.)"),
-}
+    p.step: (p.architecture, ARCHITECTURES[p.architecture].baseline, p.label)
+    for p in PRUNING_METHODS if p.sweep}  # fmt: skip
 
 # the sweep steps at the published densities (Li et al. published none for this network)
 AT_PUBLISHED = {"han": "han-d60", "liu": "liu-d40", "li": "li-d40"}
@@ -173,9 +172,9 @@ def multiply_count(result: dict) -> counting.MultiplyCount:
     method, m = mult["method"], mult["m"]
     net = counting.get_network(result["config"]["model"])
     wd = {n: result["weight_densities"].get(n, 1.0) for n in net.pruned}
-    key = "spatial" if method == "spatial_pruned" else "winograd"
+    key = COUNTS[method].domain
     ad = {n: result["activation_densities"][n][key] for n in net.pruned}
-    if method == "winograd_native":
+    if not COUNTS[method].sparse_activations:
         ad = 1.0
     return counting.count_multiplies(net, method, m, wd, ad)
 
