@@ -17,8 +17,8 @@ import importlib
 
 __version__ = "0.1.0"
 
-_SUBMODULES = ("accuracy", "counting", "derive", "fill_in", "reference", "results", "sparse",
-               "sparsity", "testing", "transforms")
+_SUBMODULES = ("accuracy", "counting", "derive", "fill_in", "methods", "provenance", "reference",
+               "results", "sparse", "sparsity", "study", "testing", "transforms")
 _ATTRIBUTES = {
     "cook_toom": "derive",
     "verify": "derive",
