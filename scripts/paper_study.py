@@ -50,6 +50,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from winolab.methods import BY_STEP
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
 RUNS = Path("~/.cache/winolab/runs").expanduser()
@@ -82,7 +84,7 @@ class Study:
     data: Path
     scale: str  # how a recorded result describes the runs; ``{width}`` is filled in
     benches: tuple[Path, ...]  # measured step times (one thread) of this network
-    sweeps: tuple[tuple[str, str, str], ...]  # (step prefix, architecture, --method)
+    sweeps: tuple[str, ...]  # step prefixes of winolab.methods.PRUNING_METHODS: han, li, liu
     densities: tuple[tuple[float, ...], ...]  # seed i sweeps densities[i]
     architectures: tuple[str, ...] = ("spatial", "winograd", "winograd_relu")
     width: float = 0.5
@@ -111,7 +113,8 @@ class Study:
 def plan(study: Study) -> list[dict]:
     """The steps: ``{"name", "init", "chain", "config"}`` in the order each chain runs them."""
     steps = []
-    sweeps = {arch: (method, rule) for method, arch, rule in study.sweeps}
+    rows = [BY_STEP[prefix] for prefix in study.sweeps]
+    sweeps = {row.architecture: (row.step, row.flag) for row in rows}
     retrain = {"epochs": 0, "retrain_epochs": study.retrain_epochs,
                "retrain_lr": study.retrain_lr}  # fmt: skip
     for seed, densities in enumerate(study.densities):
