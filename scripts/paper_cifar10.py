@@ -7,10 +7,12 @@ flip + 4-pixel translation; ``--precision auto``, which is bf16 autocast where
 ``results/bench_train_step.json`` measured it to pay on this CPU).
 
 The width is 0.5 by default, the study's stated fallback. Full width does not fit: a session
-lasts three hours and its background jobs and ``~/.cache`` are gone afterwards (measured: the
-run directories of one session were not there in the next), so a dense run and the sweep that
-prunes it must finish inside one session; at full width 30 epochs of the fastest network take
-3.1 hours on one core (1.91 s per step of 256 images, ``results/bench_train_step.json``).
+lasts three hours and ends its background jobs, and at full width 30 epochs of the fastest
+network take 3.1 hours on one core (1.91 s per step of 256 images,
+``results/bench_train_step.json``), so every dense baseline would span sessions. At width 0.5
+the spatial and Winograd chains fit a session; the Winograd-ReLU chains span two and continue
+from their checkpoints, which have survived in ``~/.cache`` between sessions on the same machine
+(on a fresh machine a chain restarts its unfinished step).
 
 One chain per network and seed, ``{spatial,winograd,winograd_relu}-s{0,1,2}``:
 
