@@ -34,6 +34,7 @@ def loaded_after(code: str) -> dict:
         "import winolab",
         "import winolab; winolab.cook_toom(2, 3); winolab.transforms.transforms(4, 3)",
         "import winolab.derive, winolab.transforms, winolab.reference, winolab.testing",
+        "import winolab.accuracy, winolab.fill_in, winolab.sparsity",
         "import winolab; winolab.sparse; winolab.results",
         "import winolab.methods, winolab.counting",
         "from winolab.testing import assert_conv_close, random_case; "
