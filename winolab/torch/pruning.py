@@ -28,6 +28,7 @@ model is left out except where a method says otherwise.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -112,18 +113,23 @@ class Pruner:
 
     # -- the public protocol ---------------------------------------------------------------
 
-    def prune(self, density: float) -> dict[str, float]:
-        """Prune every target layer to ``density`` (fraction kept); returns densities reached."""
-        if (
-            isinstance(density, bool)
-            or not isinstance(density, int | float)
-            or not (0.0 <= density <= 1.0)
-        ):
-            raise ValueError(f"density must be a number in [0, 1] (fraction kept), got {density!r}")
-        for name, mod in self._targets().items():
+    def prune(self, density: float | Mapping[str, float]) -> dict[str, float]:
+        """Prune every target layer to ``density`` (fraction kept), or each layer to its own
+        density (a mapping that names every target layer, e.g. chosen by
+        :mod:`winolab.torch.sensitivity`); returns the densities reached."""
+        targets = self._targets()
+        per_layer = density if isinstance(density, Mapping) else dict.fromkeys(targets, density)
+        if set(per_layer) != set(targets):
+            raise ValueError(f"per-layer densities must name exactly the target layers "
+                             f"{list(targets)}; missing {sorted(set(targets) - set(per_layer))}"
+                             f", unknown {sorted(set(per_layer) - set(targets))}")  # fmt: skip
+        for d in per_layer.values():
+            if isinstance(d, bool) or not isinstance(d, int | float) or not (0.0 <= d <= 1.0):
+                raise ValueError(f"density must be a number in [0, 1] (fraction kept), got {d!r}")
+        for name, mod in targets.items():
             old = self.masks.get(name)
             old_np = None if old is None else old.cpu().numpy()
-            keep = self._mask(name, mod, self._layer_density(name, density), old_np)
+            keep = self._mask(name, mod, self._layer_density(name, per_layer[name]), old_np)
             self.masks[name] = torch.as_tensor(keep, device=mod.weight.device)
         self.stage = "pruned"
         self.after_step()

@@ -1,0 +1,136 @@
+"""Per-layer pruning sensitivity: what each layer alone costs when pruned, and per-layer
+densities chosen from it (Han et al. 2015 chose their per-layer rates this way).
+
+The papers reproduced here prune every layer but the first to one density. A layer that is
+cheap to prune (wide, late, redundant) then waits on the most sensitive one. Sensitivity
+analysis prunes one layer at a time, with no retraining, and measures the model's accuracy
+on held-out images; :func:`choose_densities` then gives each layer the lowest density at which
+its loss stays within a tolerance. Measure it on images the final test does not use (training
+images here), or the chosen rates are fitted to the test set.
+
+>>> from winolab.torch.models import build_model
+>>> _ = torch.manual_seed(0)
+>>> net = build_model("vgg-nagadomi", "spatial", width=0.125)
+>>> x, y = torch.randn(8, 3, 32, 32), torch.arange(8) % 10
+>>> s = layer_sensitivity(net, "spatial", [(x, y)], densities=(0.5, 0.1))
+>>> list(s.accuracy)[:2], s.densities, s.images
+(['conv2', 'conv3'], (0.5, 0.1), 8)
+>>> sorted(choose_densities(s, tolerance=1.0).values())[0]   # anything holds within 100 pt
+0.1
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from winolab.torch.pruning import make_pruner
+
+__all__ = ["DENSITIES", "Sensitivity", "choose_densities", "layer_sensitivity"]
+
+#: the densities of the papers' sweeps
+DENSITIES = (0.8, 0.6, 0.4, 0.3, 0.2, 0.1)
+
+
+@dataclass(frozen=True)
+class Sensitivity:
+    """Accuracy of a model with one layer pruned at a time (no retraining)."""
+
+    method: str
+    baseline: float  # accuracy with no layer pruned
+    densities: tuple[float, ...]  # highest first
+    accuracy: dict[str, tuple[float, ...]]  # layer -> accuracy at each density
+    images: int
+
+    def loss(self, layer: str) -> tuple[float, ...]:
+        """Accuracy lost (a fraction; positive is worse) at each density, pruning ``layer``."""
+        return tuple(self.baseline - a for a in self.accuracy[layer])
+
+    def as_dict(self) -> dict:
+        return {"method": self.method, "baseline": self.baseline,
+                "densities": list(self.densities), "images": self.images,
+                "accuracy": {k: list(v) for k, v in self.accuracy.items()}}  # fmt: skip
+
+
+@torch.no_grad()
+def _accuracy(model: nn.Module, batches: Iterable) -> tuple[float, int]:
+    model.eval()
+    correct = n = 0
+    for x, y in batches:
+        correct += (model(x).argmax(1) == y).sum().item()
+        n += len(y)
+    return correct / n, n
+
+
+def layer_sensitivity(model: nn.Module, method: str, batches: Iterable,
+                      densities: tuple[float, ...] = DENSITIES,
+                      accuracy: Callable | None = None) -> Sensitivity:  # fmt: skip
+    """Prune each target layer of ``method`` alone to each density and measure the accuracy.
+
+    Parameters
+    ----------
+    model : nn.Module
+        A dense model (a pruned one's masks are not kept); it is restored afterwards.
+    method : {"spatial", "li", "liu"}
+        The pruning rule (:func:`winolab.torch.pruning.make_pruner`); its target layers are the
+        layers analysed.
+    batches : iterable of (x, y)
+        Held-out images and labels, reused for every measurement (a list, or a loader that can
+        be iterated more than once).
+    densities : tuple of float
+        Fractions kept, each in (0, 1].
+    accuracy : callable, optional
+        ``accuracy(model, batches) -> (accuracy, images)``; the default runs ``model.eval()``
+        and counts top-1 hits.
+    """
+    dens = tuple(densities)
+    if not dens or any(isinstance(d, bool) or not isinstance(d, int | float) or not 0 < d <= 1
+                       for d in dens):  # fmt: skip
+        raise ValueError(f"densities must be numbers in (0, 1], got {densities!r}")
+    if method == "yu":
+        raise ValueError("Yu et al.'s two-stage method has no single-layer rule to analyse: "
+                         "use 'spatial', 'li' or 'liu'")  # fmt: skip
+    measure = accuracy or _accuracy
+    batches = list(batches) if not hasattr(batches, "__len__") else batches
+    state = copy.deepcopy(model.state_dict())
+    layers = list(make_pruner(model, method).densities())
+    baseline, images = measure(model, batches)
+    if images == 0:
+        raise ValueError("no images to measure the accuracy on")
+    table: dict[str, tuple[float, ...]] = {}
+    try:
+        for layer in layers:
+            row = []
+            for d in dens:
+                make_pruner(model, method).prune({n: d if n == layer else 1.0 for n in layers})
+                row.append(measure(model, batches)[0])
+                model.load_state_dict(state)
+            table[layer] = tuple(row)
+    finally:
+        model.load_state_dict(state)
+    return Sensitivity(method, baseline, dens, table, images)
+
+
+def choose_densities(sens: Sensitivity, tolerance: float) -> dict[str, float]:
+    """Per layer, the lowest measured density whose accuracy loss (that layer alone pruned)
+    is at most ``tolerance`` (a fraction: 0.005 is half a point), with every higher density
+    within it too; 1.0 for a layer whose first density already loses more."""
+    if isinstance(tolerance, bool) or not isinstance(tolerance, int | float) or not (
+            0 <= tolerance < math.inf):  # fmt: skip
+        raise ValueError(f"tolerance must be a finite fraction >= 0, got {tolerance!r}")
+    order = sorted(range(len(sens.densities)), key=lambda i: -sens.densities[i])
+    out = {}
+    for layer in sens.accuracy:
+        lost = sens.loss(layer)
+        chosen = 1.0
+        for i in order:
+            if lost[i] > tolerance:
+                break
+            chosen = sens.densities[i]
+        out[layer] = chosen
+    return out
