@@ -4,6 +4,9 @@ rule on tables made up here."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -98,3 +101,20 @@ def test_choose_densities_stops_at_the_first_density_that_loses_too_much():
     assert choose_densities(s, 0.2) == dict.fromkeys(s.accuracy, 0.2)
     assert s.loss("conv4")[0] == pytest.approx(0.02)
     assert s.as_dict()["accuracy"]["conv3"] == [0.90, 0.90, 0.90, 0.899]
+
+
+RECORDED = sorted((Path(__file__).resolve().parents[1] / "results" / "sensitivity").glob("*.json"))
+
+
+@pytest.mark.parametrize("path", RECORDED, ids=[p.stem for p in RECORDED])
+def test_recorded_choices_follow_from_the_recorded_table(path):
+    r = json.loads(path.read_text())
+    s = Sensitivity(r["method"], r["baseline"], tuple(r["densities"]),
+                    {k: tuple(v) for k, v in r["accuracy"].items()}, r["images"])  # fmt: skip
+    for tol, chosen in r["chosen"].items():
+        assert choose_densities(s, float(tol)) == chosen, tol
+    # accuracies are counts of the held-out images; the run and data paths are portable
+    for a in (s.baseline, *(x for row in s.accuracy.values() for x in row)):
+        assert a * s.images == pytest.approx(round(a * s.images))
+    assert not r["run"].startswith(("/work", "/root", "/home", "/tmp")), r["run"]
+    assert r["environment"]["commit"] and r["environment"]["threads"] >= 1
