@@ -5,26 +5,18 @@ and the folders are pinned here literally."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
+from conftest import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "cifar10-jpeg.zip"
 RUNS = Path("/runs")  # a made-up run folder: commands only name it
 
 
-def _load():
-    spec = importlib.util.spec_from_file_location("paper_cifar10", ROOT / "scripts" /
-                                                  "paper_cifar10.py")  # fmt: skip
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-p = _load()
+p = load_script("paper_cifar10")
 study = p.paper_study
 STEPS = p.plan()
 BY_NAME = {s["name"]: s for s in STEPS}

@@ -4,10 +4,10 @@ is on main, so the names, the commands and the folders are pinned here literally
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
+from conftest import load_script
 from test_paper_cifar10 import _flags
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -15,15 +15,7 @@ DATA = ROOT.parent / "shared" / "data" / "cifar100-png.zip"
 RUNS = Path("/runs")  # a made-up run folder: commands only name it
 
 
-def _load():
-    spec = importlib.util.spec_from_file_location("paper_cifar100", ROOT / "scripts" /
-                                                  "paper_cifar100.py")  # fmt: skip
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-p = _load()
+p = load_script("paper_cifar100")
 study = p.paper_study
 STEPS = p.plan()
 BY_NAME = {s["name"]: s for s in STEPS}
