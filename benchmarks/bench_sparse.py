@@ -197,6 +197,8 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=None,
                    help="threads for numba and torch alike (default: numba's default)")
     p.add_argument("--m", type=int, default=2, choices=(2, 4), help="F(m x m, 3 x 3)")
+    p.add_argument("--densities", type=float, nargs="+", default=None,
+                   help="only these weight densities (default: all, or 1.0 0.1 0.05 with --quick)")
     p.add_argument("--bf16", choices=("auto", "on", "off"), default="auto",
                    help="also time torch's bf16 conv2d (auto: where the CPU has avx512_bf16 "
                         "or amx_bf16)")
@@ -215,6 +217,8 @@ def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     rounds = args.rounds or (3 if args.quick else 7)
     densities = (1.0, 0.1, 0.05) if args.quick else DENSITIES
+    if args.densities:
+        densities = tuple(args.densities)
     flags = vector_isa()
     bf16 = args.bf16 == "on" or (args.bf16 == "auto"
                                  and bool({"avx512_bf16", "amx_bf16"} & set(flags)))
