@@ -139,6 +139,28 @@ def test_claims_verdicts_on_made_up_runs():
         study.claims(runs, paper))
 
 
+def test_a_lowest_density_is_settled_by_a_failure_below_it_or_the_end_of_the_sweep():
+    runs = {"dense-spatial-s0": _run(0.88), "han-d80-s0": _run(0.88), "han-d60-s0": _run(0.88)}
+    assert study.lowest_holding(runs, "han") == 0.6 and not study.settled(runs, "han")
+    runs["han-d40-s0"] = _run(0.85)  # fails: 60% is final
+    assert study.settled(runs, "han")
+    del runs["han-d40-s0"]
+    runs.update({f"han-d{d}-s0": _run(0.88) for d in (40, 30, 20, 10)})  # the sweep's end
+    assert study.lowest_holding(runs, "han") == 0.1 and study.settled(runs, "han")
+    assert not study.settled({}, "han")
+    assert study.settled({"dense-spatial-s0": _run(0.88), "han-d80-s0": _run(0.80)}, "han")
+
+
+def test_an_unsettled_sweep_leaves_the_comparison_open():
+    paper = dataclasses.replace(study.CIFAR10, published={})
+    runs = {"dense-winograd-s0": _run(0.87), "li-d60-s0": _run(0.87), "li-d40-s0": _run(0.87),
+            "dense-winograd_relu-s0": _run(0.86), "liu-d60-s0": _run(0.86)}
+    # Li holds to 40% so far, Liu to 60% so far: either may still fall
+    assert "**not resolved yet**" in "\n".join(study.claims(runs, paper))
+    runs["liu-d40-s0"] = _run(0.83)  # Liu settles at 60%, above Li's 40%: Li can only go lower
+    assert "**refuted at this scale**" in "\n".join(study.claims(runs, paper))
+
+
 def test_claims_before_any_run():
     for paper, n in ((study.CIFAR10, 6), (study.CIFAR100, 1)):
         lines = study.claims({}, paper)
@@ -228,7 +250,8 @@ def test_summary_table_reads_the_runs():
     for method in study.METHODS:
         low = study.lowest_holding(RUNS, method)
         if low is not None:
-            assert f"{100 * low:.0f}% (seed" in table
+            so_far = "" if study.settled(RUNS, method) else " so far"
+            assert f"{100 * low:.0f}%{so_far} (seed" in table
     study.plot_accuracy(RUNS)
     study.plot_activation_densities(RUNS)
     assert len(study.claims(RUNS)) >= 6

@@ -32,7 +32,7 @@ from winolab import results as _results
 __all__ = ["AT_PUBLISHED", "CIFAR10", "CIFAR100", "METHODS", "PAPERS", "STUDY", "Z", "Change",
            "Paper", "changes", "claims", "dense_accuracies", "first_seed", "load_study",
            "lowest_holding", "mean_change", "parse_name", "plot_accuracy",
-           "plot_activation_densities", "readme_block", "summary_table"]  # fmt: skip
+           "plot_activation_densities", "readme_block", "settled", "summary_table"]  # fmt: skip
 
 #: the CIFAR-10 study's folder, relative to the root of a checkout
 STUDY = Path("results/cifar10-paper-w0.5")
@@ -64,6 +64,7 @@ class Paper:
     claims: dict[str, str]  # method -> the published accuracy claim at that density
     published: dict[str, float | tuple[float, float]]
     tag: str = ""  # told apart in the README markers
+    densities: tuple[float, ...] = (0.8, 0.6, 0.4, 0.3, 0.2, 0.1)  # each sweep's planned steps
 
     @property
     def readme_markers(self) -> tuple[str, str]:
@@ -184,6 +185,19 @@ def lowest_holding(runs: dict[str, dict], method: str) -> float | None:
     return lowest
 
 
+def settled(runs: dict[str, dict], method: str, paper: Paper | None = None) -> bool:
+    """Whether :func:`lowest_holding` is final: a recorded density below it fails (or the
+    first one does), or the sweep has reached its lowest planned density. Until then it is
+    only an upper bound on the lowest density that holds."""
+    cs = changes(runs, method)
+    if not cs:
+        return False
+    low = lowest_holding(runs, method)
+    if low is None or any(c.density < low for c in cs):
+        return True
+    return math.isclose(low, min((paper or CIFAR10).densities))
+
+
 def _mean_se(values: list[tuple[float, float]]) -> tuple[float, float, int]:
     # (mean, SE, n) of (value, test-set SE) pairs: the seeds' spread for n >= 2
     n = len(values)
@@ -267,7 +281,8 @@ def summary_table(runs: dict[str, dict], paper: Paper = CIFAR10) -> str:
         low = lowest_holding(runs, method)
         seeds = sorted({c.seed for c in changes(runs, method)})
         cell = (todo if not seeds else "none" if low is None else
-                f"{100 * low:.0f}% (seed{'s' * (len(seeds) > 1)} {', '.join(map(str, seeds))})")
+                f"{100 * low:.0f}%{'' if settled(runs, method, paper) else ' so far'} "
+                f"(seed{'s' * (len(seeds) > 1)} {', '.join(map(str, seeds))})")
         rows.append((f"lowest density holding accuracy, {label[method]}",
                      pct(f"density_{method}"), cell, "the rule above"))  # fmt: skip
     for dom, method in (("spatial", "han"), ("winograd", "liu")):
@@ -292,9 +307,11 @@ def summary_table(runs: dict[str, dict], paper: Paper = CIFAR10) -> str:
         low = lowest_holding(runs, method)
         step = first_seed(runs, method, low) if low is not None else None
         key = f"reduction_{method}"
+        so_far = "" if settled(runs, method, paper) else " so far"
         rows.append((f"reduction at the lowest density holding accuracy, {label[method]}",
                      f"{P[key]:.1f}x" if key in P else "—",
-                     f"{_results.multiply_count(runs[step]).reduction:.1f}x" if step else todo,
+                     f"{_results.multiply_count(runs[step]).reduction:.1f}x{so_far}" if step
+                     else todo,
                      step or "—"))  # fmt: skip
     yu = runs.get("yu-winograd-s1")
     if yu is not None:
@@ -345,14 +362,20 @@ def claims(runs: dict[str, dict], paper: Paper = CIFAR10) -> list[str]:
     if {"li", "liu"} <= set(paper.methods):
         head = ("*Moving ReLU into the Winograd domain lets the network be pruned further than "
                 "native Winograd pruning*")  # fmt: skip
+        done = {m: settled(runs, m, paper) for m in ("liu", "li")}
         if changes(runs, "liu") and changes(runs, "li"):
             liu, li = (f"{100 * low[m]:.0f}%" if low[m] else "none" for m in ("liu", "li"))
-            if low["liu"] is not None and (low["li"] is None or low["liu"] < low["li"]):
-                v = "**confirmed**: Winograd-ReLU holds to a lower density"
-            elif low["liu"] == low["li"]:
+            liu, li = (v + ("" if done[m] else " so far") for v, m in ((liu, "liu"), (li, "li")))
+            # a lowest density that is not settled can still fall: only a settled side bounds
+            A, B = (1.01 if low[m] is None else low[m] for m in ("liu", "li"))
+            if done["liu"] and done["li"] and A == B:
                 v = "**not resolved**: both hold to the same density"
-            else:
+            elif A < B and done["li"]:
+                v = "**confirmed**: Winograd-ReLU holds to a lower density"
+            elif B < A and done["liu"]:
                 v = "**refuted at this scale**: native pruning holds to a lower density"
+            else:
+                v = "**not resolved yet**: a sweep has not reached a density that fails"
             out.append(f"{head}: lowest holding density {liu} (Winograd-ReLU) against {li} "
                        f"(native); {v}.")  # fmt: skip
         else:
@@ -370,7 +393,8 @@ def claims(runs: dict[str, dict], paper: Paper = CIFAR10) -> list[str]:
             x = _results.multiply_count(runs[step]).reduction
             v = ("**consistent**: at least the published reduction keeps the accuracy within "
                  "what the test set resolves" if x >= pub else "**not reached**: the lowest "
-                 "density that holds gives less")  # fmt: skip
+                 "density that holds gives less" if settled(runs, "liu", paper) else
+                 "**not resolved yet**: the sweep has not reached a density that fails")
             out.append(f"{head}: {x:.1f}x at {100 * low['liu']:.0f}% ({step}); {v}.")
     dense = {a: accs for a, accs in dense_accuracies(runs).items() if accs}
     if "spatial" in dense and "winograd_relu" in dense:
