@@ -82,6 +82,9 @@ def test_stopped_twice_and_resumed_equals_uninterrupted(tiny_cifar10, tmp_path, 
     assert main(_args(tiny_cifar10, tmp_path, "--run-name", "r", "--stop-after-steps", "2")) == 0
     run_dir = tmp_path / "r"
     assert _checkpoint(run_dir)["state"]["step"] == 2 and not (run_dir / "result.json").exists()
+    state = _checkpoint(run_dir)["state"]  # the loop's named state saves the same dict
+    again = train._LoopState.from_state(state).to_state()
+    assert list(again) == list(state) and repr(again) == repr(state)
     assert (
         main(["train", "--resume", str(run_dir), "--stop-after-steps", "8", "--no-progress"]) == 0
     )

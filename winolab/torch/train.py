@@ -34,7 +34,7 @@ import os
 import platform
 import random
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Literal, NamedTuple, get_args
 
@@ -762,9 +762,117 @@ def run(
             _unlock(Path(held))
 
 
-def _run(config, run_dir, ckpt, stop_after_steps, time_budget, progress, start_time):
-    from tqdm.auto import tqdm
+@dataclass
+class _LoopState:
+    """Where a run stands: the ``state`` of ``checkpoint.pt``, with names instead of indices.
 
+    ``epoch`` counts the epochs done over all phases, ``batch`` the batches done of the next
+    one, ``step`` the optimizer steps of the run; ``phase`` is the index in
+    ``config.phases()`` of the phase begun last (-1 before the first). ``loss_sum``,
+    ``correct`` and ``seen`` add up the epoch so far (saved as ``sums``). ``elapsed`` is the
+    wall time of the earlier sessions; ``git`` and ``sessions`` have one entry per session.
+    Keys it does not know are kept in ``extra`` and saved again.
+
+    >>> s = _LoopState(step=3, loss_sum=6.5, correct=2, seen=4).to_state()
+    >>> s["sums"], list(s)[:7]
+    ([6.5, 2, 4], ['epoch', 'batch', 'step', 'phase', 'history', 'elapsed', 'sums'])
+    >>> _LoopState.from_state(s).to_state() == s
+    True
+    """
+
+    epoch: int = 0
+    batch: int = 0
+    step: int = 0
+    phase: int = -1
+    history: list = field(default_factory=list)
+    elapsed: float = 0.0
+    loss_sum: float = 0.0
+    correct: int = 0
+    seen: int = 0
+    precision: str | None = None  # chosen once per run: a resumed run keeps it
+    precision_reason: str | None = None
+    git: list = field(default_factory=list)
+    sessions: list = field(default_factory=list)
+    extra: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_state(cls, state: dict) -> _LoopState:
+        rest = dict(state)
+        loss_sum, correct, seen = rest.pop("sums")
+        known = {f.name for f in fields(cls)} - {"loss_sum", "correct", "seen", "extra"}
+        named = {k: rest.pop(k) for k in list(rest) if k in known}
+        return cls(**named, loss_sum=loss_sum, correct=correct, seen=seen, extra=rest)
+
+    def to_state(self, elapsed: float | None = None) -> dict:
+        """The checkpoint's ``state`` dict; ``elapsed`` replaces the earlier sessions' time."""
+        state = {
+            "epoch": self.epoch, "batch": self.batch, "step": self.step, "phase": self.phase,
+            "history": self.history, "elapsed": self.elapsed if elapsed is None else elapsed,
+            "sums": [self.loss_sum, self.correct, self.seen],
+        }  # fmt: skip
+        if self.precision is not None:
+            state.update(precision=self.precision, precision_reason=self.precision_reason)
+        return {**state, "git": self.git, "sessions": self.sessions, **self.extra}
+
+    def done(self, index: int, last: int) -> bool:
+        """Whether phase ``index``, ending before run epoch ``last``, is over."""
+        return self.phase > index or (self.phase == index and self.epoch >= last)
+
+    def add(self, loss: float, correct: int, seen: int) -> None:
+        self.loss_sum, self.correct, self.seen = (
+            self.loss_sum + loss, self.correct + correct, self.seen + seen,
+        )  # fmt: skip
+
+    def end_epoch(self, record: dict) -> None:
+        self.history.append(record)
+        self.epoch, self.batch = self.epoch + 1, 0
+        self.loss_sum, self.correct, self.seen = 0.0, 0, 0
+
+
+@dataclass
+class _Session:
+    """What one session of a run trains with, and when it has to stop (nothing of it is saved)."""
+
+    config: TrainConfig
+    run_dir: Path
+    model: torch.nn.Module
+    pruner: object
+    amp: object  # a context manager factory: bf16 autocast or nullcontext
+    progress: bool
+    start_time: float
+    stop_after_steps: int | None
+    time_budget: float | None
+    steps: int = 0  # optimizer steps of this session
+    last_step: float = 0.0  # seconds of the last step and of the last evaluation
+    last_eval: float = 0.0
+    step_lr: float | None = None  # the learning rate of the last step
+
+    def stop_now(self, loop: _LoopState) -> bool:
+        if self.stop_after_steps is not None and loop.step >= self.stop_after_steps:
+            return True
+        return (
+            self.time_budget is not None
+            and self.steps > 0
+            and time.perf_counter() - self.start_time + self.last_step + self.last_eval
+            > self.time_budget
+        )
+
+    def save(self, loop: _LoopState, opt, sched) -> None:
+        blob = {
+            "config": asdict(self.config),
+            "model": self.model.state_dict(),
+            "optimizer": opt.state_dict(),
+            "scheduler": sched.state_dict(),
+            "pruner": self.pruner and self.pruner.state_dict(),
+            "rng": _rng_state(),
+            "state": loop.to_state(loop.elapsed + time.perf_counter() - self.start_time),
+        }
+        buffer = io.BytesIO()  # serialised first: a failed write is then an OSError
+        torch.save(blob, buffer)
+        _atomic_write(self.run_dir / "checkpoint.pt", lambda f: f.write(buffer.getbuffer()))
+
+
+def _run(config, run_dir, ckpt, stop_after_steps, time_budget, progress, start_time):
     device = torch.device(
         ("cuda" if torch.cuda.is_available() else "cpu")
         if config.device == "auto"
@@ -786,146 +894,123 @@ def _run(config, run_dir, ckpt, stop_after_steps, time_budget, progress, start_t
     LAST_RUN_DIR = run_dir
     if not (run_dir / "config.json").exists():
         _write_json(run_dir / "config.json", asdict(config))
-    state = {
-        "epoch": 0,
-        "batch": 0,
-        "step": 0,
-        "phase": -1,
-        "history": [],
-        "elapsed": 0.0,
-        "sums": [0.0, 0, 0],
-    }
+    loop = _LoopState()
     if ckpt is not None:
         if pruner is not None:
             pruner.load_state_dict(ckpt["pruner"])
         model.load_state_dict(ckpt["model"])
-        state = ckpt["state"]
+        loop = _LoopState.from_state(ckpt["state"])
         _set_rng_state(ckpt["rng"])
-    if "precision" not in state:  # chosen once per run: a resumed run keeps it
-        state["precision"], state["precision_reason"] = resolve_precision(
+    if loop.precision is None:
+        loop.precision, loop.precision_reason = resolve_precision(
             config.precision, config.architecture, device
         )
     amp = (
         (lambda: torch.autocast(device.type, dtype=torch.bfloat16))
-        if state["precision"] == "bf16"
+        if loop.precision == "bf16"
         else contextlib.nullcontext
     )
     # the code and the machine of every session of the run (start, then each resume)
-    state["git"] = [*state.get("git", []), provenance.git_commit()]
-    state["sessions"] = [*state.get("sessions", []), _environment(device, state["precision"])]
-    session_steps, last_step, last_eval = 0, 0.0, 0.0
-
-    def save(opt, sched):
-        blob = {
-            "config": asdict(config),
-            "model": model.state_dict(),
-            "optimizer": opt.state_dict(),
-            "scheduler": sched.state_dict(),
-            "pruner": pruner and pruner.state_dict(),
-            "rng": _rng_state(),
-            "state": {**state, "elapsed": state["elapsed"] + time.perf_counter() - start_time},
-        }
-        buffer = io.BytesIO()  # serialised first: a failed write is then an OSError
-        torch.save(blob, buffer)
-        _atomic_write(run_dir / "checkpoint.pt", lambda f: f.write(buffer.getbuffer()))
-
-    def stop_now() -> bool:
-        if stop_after_steps is not None and state["step"] >= stop_after_steps:
-            return True
-        return (
-            time_budget is not None
-            and session_steps > 0
-            and time.perf_counter() - start_time + last_step + last_eval > time_budget
-        )
-
-    per_step = config.lr_schedule == "linear"
-    step_lr = None
-    first = 0
-    for index, phase in enumerate(config.phases()):
-        last = first + phase.epochs
-        if state["phase"] > index or (state["phase"] == index and state["epoch"] >= last):
-            first = last
+    loop.git = [*loop.git, provenance.git_commit()]
+    loop.sessions = [*loop.sessions, _environment(device, loop.precision)]
+    session = _Session(config, run_dir, model, pruner, amp, progress, start_time,
+                       stop_after_steps, time_budget)  # fmt: skip
+    phases = config.phases()
+    first_pruned = len(phases) - len(config.densities)  # the index of the first prune phase
+    last = 0  # the run epoch each phase ends before
+    for index, phase in enumerate(phases):
+        first, last = last, last + phase.epochs
+        if loop.done(index, last):
             continue
-        if state["phase"] == index:  # resumed inside this phase
+        if loop.phase == index:  # resumed inside this phase
             opt, sched = _optimizer(model, config, phase, len(train_loader))
             opt.load_state_dict(ckpt["optimizer"])
             sched.load_state_dict(ckpt["scheduler"])
         else:
             if phase.density is not None:
-                if config.winograd_from == index - (len(config.phases()) - len(config.densities)):
+                if config.winograd_from == index - first_pruned:
                     pruner.to_winograd()  # Yu et al.'s stage 2: new parameters U = G g GT
                 pruner.prune(phase.density)
             opt, sched = _optimizer(model, config, phase, len(train_loader))
-            state.update(phase=index, epoch=first, batch=0)
+            loop.phase, loop.epoch, loop.batch = index, first, 0
             if not phase.epochs:
-                save(opt, sched)
-        for epoch in range(state["epoch"], last):
-            model.train()
-            batches = tqdm(
-                train_loader.epoch(epoch, state["batch"]),
-                total=len(train_loader),
-                initial=state["batch"],
-                disable=not progress,
-                leave=False,
-                desc=f"{phase.name} epoch {epoch + 1}/{last}",
+                session.save(loop, opt, sched)
+        for epoch in range(loop.epoch, last):
+            if not _train_epoch(session, loop, phase, opt, sched, train_loader, test_loader,
+                                len(test), f"{phase.name} epoch {epoch + 1}/{last}"):  # fmt: skip
+                return None
+    return _finish(config, run_dir, model, pruner, test_loader, train, test, loop, start_time)
+
+
+def _train_epoch(session, loop, phase, opt, sched, train_loader, test_loader, n_test,
+                 desc) -> bool:  # fmt: skip
+    """Train the rest of epoch ``loop.epoch`` (from batch ``loop.batch``), evaluate, checkpoint.
+
+    Returns False if the session had to stop first (checkpointed before the next step).
+    """
+    from tqdm.auto import tqdm
+
+    config, model, pruner = session.config, session.model, session.pruner
+    per_step = config.lr_schedule == "linear"
+    model.train()
+    batches = tqdm(
+        train_loader.epoch(loop.epoch, loop.batch),
+        total=len(train_loader),
+        initial=loop.batch,
+        disable=not session.progress,
+        leave=False,
+        desc=desc,
+    )
+    for x, y in batches:
+        if session.stop_now(loop):
+            batches.close()
+            session.save(loop, opt, sched)
+            return False
+        t0 = time.perf_counter()
+        with session.amp():
+            logits = model(_channels_last(x))
+        loss = F.cross_entropy(logits.float(), y, label_smoothing=config.label_smoothing)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(
+                f"training diverged at step {loop.step + 1} of {session.run_dir} (loss "
+                f"{loss.item()}); rerun with a lower --lr (the last checkpoint is kept)"
             )
-            for x, y in batches:
-                if stop_now():
-                    batches.close()
-                    save(opt, sched)
-                    return None
-                t0 = time.perf_counter()
-                with amp():
-                    logits = model(_channels_last(x))
-                loss = F.cross_entropy(logits.float(), y, label_smoothing=config.label_smoothing)
-                if not torch.isfinite(loss):
-                    raise FloatingPointError(
-                        f"training diverged at step {state['step'] + 1} of {run_dir} (loss "
-                        f"{loss.item()}); rerun with a lower --lr (the last checkpoint is kept)"
-                    )
-                step_lr = opt.param_groups[0]["lr"]
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                if phase.density is not None:
-                    pruner.before_step()
-                opt.step()
-                if phase.density is not None:
-                    pruner.after_step()
-                if per_step:
-                    sched.step()
-                state["batch"] += 1
-                state["step"] += 1
-                session_steps += 1
-                sums = state["sums"]
-                sums[0] += loss.item() * len(y)
-                sums[1] += (logits.argmax(1) == y).sum().item()
-                sums[2] += len(y)
-                batches.set_postfix(loss=f"{loss.item():.3f}")
-                last_step = time.perf_counter() - t0
-            t0 = time.perf_counter()
-            accuracy, test_loss = evaluate(model, test_loader)
-            last_eval = time.perf_counter() - t0
-            lr = step_lr  # of the epoch's last step
-            if not per_step:
-                sched.step()
-            loss_sum, correct, seen = state["sums"]
-            record = {
-                "epoch": epoch + 1,
-                "phase": phase.name,
-                "lr": lr,
-                "train_loss": loss_sum / seen,
-                "train_accuracy": correct / seen,
-                "test_loss": test_loss,
-                "test_accuracy": accuracy,
-                "test_accuracy_se": standard_error(accuracy, len(test)),
-            }
-            if progress:
-                tqdm.write(json.dumps(record))
-            state["history"].append(record)
-            state.update(epoch=epoch + 1, batch=0, sums=[0.0, 0, 0])
-            save(opt, sched)
-        first = last
-    return _finish(config, run_dir, model, pruner, test_loader, train, test, state, start_time)
+        session.step_lr = opt.param_groups[0]["lr"]
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if phase.density is not None:
+            pruner.before_step()
+        opt.step()
+        if phase.density is not None:
+            pruner.after_step()
+        if per_step:
+            sched.step()
+        loop.batch += 1
+        loop.step += 1
+        session.steps += 1
+        loop.add(loss.item() * len(y), (logits.argmax(1) == y).sum().item(), len(y))
+        batches.set_postfix(loss=f"{loss.item():.3f}")
+        session.last_step = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    accuracy, test_loss = evaluate(model, test_loader)
+    session.last_eval = time.perf_counter() - t0
+    if not per_step:
+        sched.step()
+    record = {
+        "epoch": loop.epoch + 1,
+        "phase": phase.name,
+        "lr": session.step_lr,  # of the epoch's last step
+        "train_loss": loop.loss_sum / loop.seen,
+        "train_accuracy": loop.correct / loop.seen,
+        "test_loss": test_loss,
+        "test_accuracy": accuracy,
+        "test_accuracy_se": standard_error(accuracy, n_test),
+    }
+    if session.progress:
+        tqdm.write(json.dumps(record))
+    loop.end_epoch(record)
+    session.save(loop, opt, sched)
+    return True
 
 
 def _environment(device, precision: str) -> dict:
@@ -946,7 +1031,7 @@ def _environment(device, precision: str) -> dict:
     }
 
 
-def _finish(config, run_dir, model, pruner, test_loader, train, test, state, start_time) -> dict:
+def _finish(config, run_dir, model, pruner, test_loader, train, test, loop, start_time) -> dict:
     from winolab.torch import stats
 
     accuracy, test_loss = evaluate(model, test_loader)  # float32, all test images
@@ -964,7 +1049,7 @@ def _finish(config, run_dir, model, pruner, test_loader, train, test, state, sta
         "model": "the paper's full-width layer table with the densities measured on this model",
         "layers": [asdict(la) for la in count.layers],
     }  # fmt: skip
-    environment = _environment(next(model.parameters()).device, state["precision"])
+    environment = _environment(next(model.parameters()).device, loop.precision)
     result = {
         "command": "python -m winolab train " + " ".join(_cli_args(config, portable=True)),
         "config": _portable_config(config),
@@ -972,9 +1057,9 @@ def _finish(config, run_dir, model, pruner, test_loader, train, test, state, sta
         "accuracy": accuracy,
         "accuracy_se": standard_error(accuracy, len(test)),
         "test_loss": test_loss,
-        "precision": state["precision"],
-        "precision_reason": state.get("precision_reason"),
-        "history": state["history"],
+        "precision": loop.precision,
+        "precision_reason": loop.precision_reason,
+        "history": loop.history,
         "weight_densities": stats.weight_densities(model),
         "pruner_densities": pruner.densities() if pruner is not None else None,
         "activation_densities": activations,
@@ -987,12 +1072,12 @@ def _finish(config, run_dir, model, pruner, test_loader, train, test, state, sta
             "test_images": len(test),
             "classes": list(train.classes),
         },
-        "git": state["git"][0],
-        "git_sessions": state["git"],
+        "git": loop.git[0],
+        "git_sessions": loop.git,
         "environment": environment,
-        "sessions": state.get("sessions", []),
-        "steps": state["step"],
-        "wall_time_s": state["elapsed"] + time.perf_counter() - start_time,
+        "sessions": loop.sessions,
+        "steps": loop.step,
+        "wall_time_s": loop.elapsed + time.perf_counter() - start_time,
         "date": provenance.utc_now(),
     }
     _write_json(run_dir / "result.json", result, overwrite=False)  # never overwritten
