@@ -97,6 +97,23 @@ def test_stopped_twice_and_resumed_equals_uninterrupted(tiny_cifar10, tmp_path, 
     assert a["accuracy"] == b["accuracy"] and a["weight_densities"] == b["weight_densities"]
 
 
+@pytest.mark.parametrize("arch", ["spatial", "winograd"])
+def test_yu_resumes_after_its_switch_to_the_winograd_domain(tiny_cifar10, tmp_path, arch):
+    # Yu et al.'s stage 2 replaces the 3x3 convolutions (the first too) by Winograd layers
+    # mid-run: a resume past the switch must rebuild them before loading masks and weights
+    yu = [x if x not in ("winograd_relu", "liu") else {"winograd_relu": arch, "liu": "yu"}[x]
+          for x in _args(tiny_cifar10, tmp_path)]  # fmt: skip
+    yu += ["--winograd-from", "1"]
+    assert main([*yu, "--run-name", "full"]) == 0
+    # 2 dense epochs, then prune 0.5 (spatial) and 0.3 (Winograd), 3 steps each: step 10 is
+    # inside the Winograd phase
+    assert main([*yu, "--run-name", "r", "--stop-after-steps", "10"]) == 0
+    run_dir = tmp_path / "r"
+    assert _checkpoint(run_dir)["pruner"]["stage"] == "winograd"
+    assert main(["train", "--resume", str(run_dir), "--no-progress"]) == 0
+    _assert_same_state(_checkpoint(run_dir), _checkpoint(tmp_path / "full"))
+
+
 def test_crash_without_checkpoint_resumes_from_the_last_epoch(
     tiny_cifar10, tmp_path, uninterrupted, monkeypatch
 ):

@@ -407,7 +407,8 @@ class YuPruner(Pruner):
         """As :meth:`Pruner.load_state_dict`; a stage-2 state converts a spatial model first
         (so on resume: build the model, load the pruner state, then the model's state)."""
         self._check_state(sd)
-        if sd.get("stage") == "winograd" and not any(
+        # a Winograd-architecture model keeps its first layer spatial until the switch
+        if sd.get("stage") == "winograd" and not all(
             isinstance(mod, WinogradConv2d) for mod in self._targets().values()
         ):
             self.to_winograd()
