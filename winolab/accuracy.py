@@ -233,16 +233,11 @@ def write_fp32_error_json(path, seed: int = 0) -> dict:
     import datetime
     import json
     import pathlib
-    import subprocess
     from dataclasses import asdict
 
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
-            cwd=pathlib.Path(__file__).parent,
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        commit = "unknown"
+    from winolab.provenance import git_commit
+
+    commit = git_commit()["commit"] or "unknown"
     doc = {
         "command": f"python -m winolab.accuracy --fp32-error {path}",
         "protocol": "winolab.accuracy.measure_fp32_error: N(0,1), C=64, 400 tiles, float32",

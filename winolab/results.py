@@ -56,7 +56,7 @@ AT_PUBLISHED = {"han": "han-d60", "liu": "liu-d40", "li": "li-d40"}
 # Yu et al.'s Winograd stage, retrained at their learning rate (lr 1e-3 collapses: yu-winograd)
 YU_STEP = "yu-winograd-lr1e-6"
 
-# The published numbers (book notes, papers/notes-papers.md sections 1.2, 1.1 and 3.1)
+# The published numbers: Liu et al.'s workshop paper and ICLR 2018, Yu et al. 2019
 PUBLISHED = {
     "density_han": (0.60, "Liu et al. 2017 (workshop): conventional network, <0.1% loss"),
     "density_liu": (0.40, "Liu et al. 2017 (workshop): Winograd-ReLU network, <0.1% loss"),
