@@ -9,7 +9,7 @@ Two measurements, both against the float64 oracle :func:`winolab.reference.direc
 with the same options forwards here.
 
 How :data:`~winolab.testing.TOLERANCES` was measured (:func:`measure_tolerances` recomputes it)
-----------------------------------------------------------------------------------------------
+-----------------------------------------------------------------------------------------------
 For every key ``(m, points, dtype, r)``, :func:`measure_tolerance` runs 9 full convolutions:
 seeds 0, 1, 2 times input channels C = 1, 8, 64, with N(0, 1) data ``x`` of shape
 ``(2, C, 13, 11)`` (odd sizes, so the last tiles are cropped), weights ``(4, C, r, r)`` and
