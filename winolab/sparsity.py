@@ -170,10 +170,10 @@ def structured_spatial_mask(
     tap in ``N_t``, which makes ``U_t`` exactly zero. The mask keeps the taps no position
     zeroed. One threshold ``T`` serves the whole array (a layer), found by bisection over the
     finitely many values at which the result changes (the maxima ``max_{N_t} |g_j|``): the
-    returned mask has the largest
-    structural Winograd density (``filter_fill_in(w * mask, m, rule="structural")``) that is
-    ``<= target_density``. The search is exact; the density can fall short of the target by one
-    step of that staircase (Yu's code bisects on a continuous T with tolerance 1e-4 instead).
+    returned mask has the largest structural Winograd density
+    (``filter_fill_in(w * mask, m, rule="structural")``) that is ``<= target_density``. The
+    search is exact; the density can fall short of the target by one step of that staircase
+    (Yu's code bisects on a continuous T with tolerance 1e-4 instead).
 
     Parameters
     ----------
