@@ -21,8 +21,6 @@ import sys
 import time
 from pathlib import Path
 
-RULE = {"spatial": "spatial", "winograd": "li", "winograd_relu": "liu"}
-
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -39,25 +37,22 @@ def main(argv=None) -> int:
 
     import torch
 
-    from winolab import provenance
+    from winolab import methods, provenance
     from winolab.torch import data as _data
     from winolab.torch import train
-    from winolab.torch.models import build_model
     from winolab.torch.sensitivity import choose_densities, layer_sensitivity
 
     torch.set_num_threads(args.threads)
     config = train.read_config(args.run)
-    blob = train.read_checkpoint(args.run, config)
     full = _data.load_dataset(config.data, "train")
     held = full.subset(args.images, seed=12_345)
     mean, std = full.subset(config.subset, config.seed).channel_stats()  # as in training
     loader = _data.BatchLoader(held, 250, mean, std)
     batches = [(x.contiguous(memory_format=torch.channels_last), y) for x, y in loader.epoch(0)]
-    model = build_model(config.model, config.architecture, int(full.labels.max()) + 1,
-                        config.width, config.m, config.batchnorm)  # fmt: skip
-    model.load_state_dict(blob["model"])
-    model = model.to(memory_format=torch.channels_last)
-    method = RULE[config.architecture]
+    model = train._build(config, len(full.classes), str(args.run))  # its checkpoint's weights
+    # the run's own rule: the sweep method that prunes its architecture
+    method = next(r.flag for r in methods.PRUNING_METHODS
+                  if r.sweep and r.architecture == config.architecture)  # fmt: skip
     densities = tuple(float(d) for d in args.densities.split(","))
     start = time.monotonic()
     sens = layer_sensitivity(model, method, batches, densities)

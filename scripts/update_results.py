@@ -23,7 +23,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 REDUCED = ROOT / "results" / "cifar10"
-BENCH_JSON = ROOT / "results" / "bench_sparse_cpu1.json"
 
 
 def replace_block(path: Path, block: str) -> None:

@@ -185,7 +185,7 @@ def lowest_holding(runs: dict[str, dict], method: str) -> float | None:
     return lowest
 
 
-def settled(runs: dict[str, dict], method: str, paper: Paper | None = None) -> bool:
+def settled(runs: dict[str, dict], method: str, paper: Paper = CIFAR10) -> bool:
     """Whether :func:`lowest_holding` is final: a recorded density below it fails (or the
     first one does), or the sweep has reached its lowest planned density. Until then it is
     only an upper bound on the lowest density that holds."""
@@ -195,7 +195,7 @@ def settled(runs: dict[str, dict], method: str, paper: Paper | None = None) -> b
     low = lowest_holding(runs, method)
     if low is None or any(c.density < low for c in cs):
         return True
-    return math.isclose(low, min((paper or CIFAR10).densities))
+    return math.isclose(low, min(paper.densities))
 
 
 def _mean_se(values: list[tuple[float, float]]) -> tuple[float, float, int]:
@@ -266,6 +266,8 @@ def summary_table(runs: dict[str, dict], paper: Paper = CIFAR10) -> str:
     def pub_mult(key):
         return f"{P[key][0]:.2g} ({P[key][1]:.1f}x)" if key in P else "—"
 
+    low = {m: lowest_holding(runs, m) for m in paper.methods}
+    so_far = {m: "" if settled(runs, m, paper) else " so far" for m in paper.methods}
     rows = [("quantity", "published", "measured", "from")]
     for arch, accs in dense_accuracies(runs).items():
         cell = _pm(*_mean_se([(a, se) for _, a, se in accs])) if accs else todo
@@ -278,10 +280,9 @@ def summary_table(runs: dict[str, dict], paper: Paper = CIFAR10) -> str:
                      paper.claims.get(method, "—"), _pm(*mc, unit="pt") if mc else todo,
                      f"{method}-d{100 * d:.0f}-*"))  # fmt: skip
     for method in paper.methods:
-        low = lowest_holding(runs, method)
         seeds = sorted({c.seed for c in changes(runs, method)})
-        cell = (todo if not seeds else "none" if low is None else
-                f"{100 * low:.0f}%{'' if settled(runs, method, paper) else ' so far'} "
+        cell = (todo if not seeds else "none" if low[method] is None else
+                f"{100 * low[method]:.0f}%{so_far[method]} "
                 f"(seed{'s' * (len(seeds) > 1)} {', '.join(map(str, seeds))})")
         rows.append((f"lowest density holding accuracy, {label[method]}",
                      pct(f"density_{method}"), cell, "the rule above"))  # fmt: skip
@@ -304,14 +305,12 @@ def summary_table(runs: dict[str, dict], paper: Paper = CIFAR10) -> str:
                      mult(_results.multiply_count(runs[step])) if step else todo,
                      step or "—"))  # fmt: skip
     for method in paper.methods:
-        low = lowest_holding(runs, method)
-        step = first_seed(runs, method, low) if low is not None else None
+        step = first_seed(runs, method, low[method]) if low[method] is not None else None
         key = f"reduction_{method}"
-        so_far = "" if settled(runs, method, paper) else " so far"
         rows.append((f"reduction at the lowest density holding accuracy, {label[method]}",
                      f"{P[key]:.1f}x" if key in P else "—",
-                     f"{_results.multiply_count(runs[step]).reduction:.1f}x{so_far}" if step
-                     else todo,
+                     f"{_results.multiply_count(runs[step]).reduction:.1f}x{so_far[method]}"
+                     if step else todo,
                      step or "—"))  # fmt: skip
     yu = runs.get("yu-winograd-s1")
     if yu is not None:

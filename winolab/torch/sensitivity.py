@@ -80,8 +80,7 @@ def layer_sensitivity(model: nn.Module, method: str, batches: Iterable,
         The pruning rule (:func:`winolab.torch.pruning.make_pruner`); its target layers are the
         layers analysed.
     batches : iterable of (x, y)
-        Held-out images and labels, reused for every measurement (a list, or a loader that can
-        be iterated more than once).
+        Held-out images and labels, taken once and reused for every measurement.
     densities : tuple of float
         Fractions kept, each in (0, 1].
     accuracy : callable, optional
@@ -96,7 +95,7 @@ def layer_sensitivity(model: nn.Module, method: str, batches: Iterable,
         raise ValueError("Yu et al.'s two-stage method has no single-layer rule to analyse: "
                          "use 'spatial', 'li' or 'liu'")  # fmt: skip
     measure = accuracy or _accuracy
-    batches = list(batches) if not hasattr(batches, "__len__") else batches
+    batches = list(batches)
     state = copy.deepcopy(model.state_dict())
     layers = list(make_pruner(model, method).densities())
     baseline, images = measure(model, batches)
