@@ -47,7 +47,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import paper_study  # noqa: E402
-from paper_study import ROOT, SHARED_DATA, Study, Yu  # noqa: E402
+from paper_study import ROOT, SHARED_DATA, PerLayer, Study, Yu  # noqa: E402
 
 STUDY = Study(
     name="cifar10",
@@ -71,6 +71,8 @@ STUDY = Study(
     retrain_epochs=3,
     retrain_lr=0.02,
     yu=Yu(seed=1, chain="spatial-s1", spatial=(0.6, 0.4), winograd=(0.37,)),
+    per_layer=PerLayer(seed=0, chain="spatial-s0", average=0.2, sensitivity=ROOT / "results"
+                       / "sensitivity" / "cifar10-paper-w0.5-dense-spatial-s0.json"),
 )
 
 

@@ -76,6 +76,34 @@ class Yu:
 
 
 @dataclass(frozen=True)
+class PerLayer:
+    """Sensitivity-chosen per-layer densities against one uniform density at equal cost.
+
+    Two one-shot prunes of ``dense-spatial-s<seed>`` (Han's rule, the study's retraining, the
+    same batch order), at the end of ``chain``: ``oneshot-d<average>`` prunes every layer to
+    ``average``; ``sensitivity-d<average>`` gives each layer the density
+    :func:`winolab.torch.sensitivity.allocate` picks from the recorded ``sensitivity`` table so
+    that the layers' dense multiplies, weighted by density, average ``average`` too.
+    """
+
+    seed: int
+    chain: str
+    average: float
+    sensitivity: Path  # a JSON of scripts/sensitivity.py
+
+    def layer_densities(self, network: str) -> dict[str, float]:
+        from winolab import counting
+        from winolab.torch.sensitivity import Sensitivity, allocate
+
+        r = json.loads(self.sensitivity.read_text())
+        sens = Sensitivity(r["method"], r["baseline"], tuple(r["densities"]),
+                           {k: tuple(v) for k, v in r["accuracy"].items()}, r["images"])
+        net = counting.get_network(network)
+        cost = {la.name: la.direct_multiplies for la in net.layers if la.name in sens.accuracy}
+        return allocate(sens, cost, self.average)
+
+
+@dataclass(frozen=True)
 class Study:
     """One paper-scale study: what trains, on what, and which sweeps follow."""
 
@@ -93,6 +121,7 @@ class Study:
     retrain_epochs: int = 3
     retrain_lr: float = 0.02
     yu: Yu | None = None
+    per_layer: PerLayer | None = None
     train_images: int = 50_000
     test_images: int = 10_000
 
@@ -146,10 +175,20 @@ def plan(study: Study) -> list[dict]:
                       "config": {**base, "densities": yu.winograd, "winograd_from": 0,
                                  "seed": 902, "retrain_lr": yu.lr,
                                  "precision": "fp32"}})  # fmt: skip
+    if study.per_layer is not None:
+        pl, pct = study.per_layer, round(100 * study.per_layer.average)
+        base = {"architecture": "spatial", "method": "spatial", "seed": 903, **retrain}
+        for name, prune in ((f"oneshot-d{pct}-s{pl.seed}", {"densities": (pl.average,)}),
+                            (f"sensitivity-d{pct}-s{pl.seed}",
+                             {"layer_densities": pl.layer_densities(study.network)})):
+            steps.append({"name": name, "init": f"dense-spatial-s{pl.seed}", "chain": pl.chain,
+                          "config": {**base, **prune}})  # fmt: skip
     return steps
 
 
 def _value(v) -> str:
+    if isinstance(v, dict):
+        return ",".join(f"{k}={x:g}" for k, x in v.items())
     return ",".join(f"{x:g}" for x in v) if isinstance(v, tuple) else str(v)
 
 
@@ -202,7 +241,8 @@ def estimate(study: Study, step: dict, benches: list[dict]) -> float:
         precision = resolve_precision("auto", arch, torch.device("cpu"))[0]
     if cfg.get("m", 2) == 4:
         precision = "fp32"  # the F(4x4, 3x3) layers compute in float32 under autocast
-    epochs = cfg["epochs"] + cfg.get("retrain_epochs", 0) * len(cfg.get("densities", ()))
+    prunes = len(cfg.get("densities", ())) + ("layer_densities" in cfg)
+    epochs = cfg["epochs"] + cfg.get("retrain_epochs", 0) * prunes
     steps = epochs * math.ceil(study.train_images / cfg["batch_size"])
     train = step_seconds(study, benches, arch, precision)
     try:

@@ -50,7 +50,7 @@ def test_step_names():
     for seed, densities in ((0, (80, 60, 40, 30, 20, 10)), (1, (80, 60, 40)), (2, (80, 60, 40))):
         for method, arch in (("han", "spatial"), ("li", "winograd"), ("liu", "winograd_relu")):
             expected += [f"dense-{arch}-s{seed}", *(f"{method}-d{d}-s{seed}" for d in densities)]
-    expected += ["yu-spatial-s1", "yu-winograd-s1"]
+    expected += ["yu-spatial-s1", "yu-winograd-s1", "oneshot-d20-s0", "sensitivity-d20-s0"]
     assert [s["name"] for s in STEPS] == expected
 
 
@@ -129,6 +129,27 @@ def test_commands_are_pinned():
         "--winograd-from", "0", "--seed", "902",
     ]  # fmt: skip
     assert _flags(_cmd("yu-spatial-s1"))["--densities"] == "0.6,0.4"
+    oneshot = [*head, "oneshot-d20-s0", "--init", "/runs/dense-spatial-s0", *recipe,
+               "--architecture", "spatial", "--method", "spatial", "--seed", "903",
+               "--epochs", "0", "--retrain-epochs", "3", "--retrain-lr", "0.02"]  # fmt: skip
+    assert _cmd("oneshot-d20-s0") == [*oneshot, "--densities", "0.2"]
+    per_layer = "conv2=0.3,conv3=0.3,conv4=0.2,conv5=0.3,conv6=0.1,conv7=0.2,conv8=0.1"
+    assert _cmd("sensitivity-d20-s0") == [
+        *[x if x != "oneshot-d20-s0" else "sensitivity-d20-s0" for x in oneshot],
+        "--layer-densities", per_layer,
+    ]  # fmt: skip
+
+
+def test_per_layer_densities_cost_what_the_uniform_density_costs():
+    # the allocation spends the uniform prune's multiplies (weighted by density) and no more
+    from winolab import counting
+
+    net = counting.get_network("vgg-nagadomi")
+    cost = {la.name: la.direct_multiplies for la in net.layers if la.name in net.pruned}
+    chosen = BY_NAME["sensitivity-d20-s0"]["config"]["layer_densities"]
+    assert set(chosen) == set(net.pruned)
+    spent = sum(cost[n] * d for n, d in chosen.items()) / sum(cost.values())
+    assert spent == pytest.approx(0.2, abs=0.02) and spent <= 0.2 + 1e-12
 
 
 def test_folders():

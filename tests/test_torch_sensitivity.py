@@ -7,13 +7,19 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
 
 from winolab.torch.models import build_model  # noqa: E402
 from winolab.torch.pruning import make_pruner  # noqa: E402
-from winolab.torch.sensitivity import Sensitivity, choose_densities, layer_sensitivity  # noqa: E402
+from winolab.torch.sensitivity import (  # noqa: E402
+    Sensitivity,
+    allocate,
+    choose_densities,
+    layer_sensitivity,
+)
 
 
 def _net(arch="spatial"):
@@ -101,6 +107,42 @@ def test_choose_densities_stops_at_the_first_density_that_loses_too_much():
     assert choose_densities(s, 0.2) == dict.fromkeys(s.accuracy, 0.2)
     assert s.loss("conv4")[0] == pytest.approx(0.02)
     assert s.as_dict()["accuracy"]["conv3"] == [0.90, 0.90, 0.90, 0.899]
+
+
+def _spend(cost, choice):
+    return sum(cost[n] * d for n, d in choice.items()) / sum(cost.values())
+
+
+def _lost(s, choice):
+    return sum(0.0 if d == 1.0 else s.loss(n)[s.densities.index(d)] for n, d in choice.items())
+
+
+def test_allocate_is_the_best_choice_within_the_budget():
+    # checked against brute force over every combination of measured densities (and 1.0)
+    import itertools
+
+    rng = np.random.default_rng(0)
+    dens = (0.8, 0.6, 0.4, 0.2)
+    for trial in range(20):
+        layers = [f"conv{i}" for i in range(2, 2 + int(rng.integers(1, 5)))]
+        acc = {n: tuple(0.9 - np.sort(rng.uniform(-0.01, 0.3, len(dens)))) for n in layers}
+        s = Sensitivity("spatial", 0.9, dens, acc, 100)
+        cost = {n: float(rng.choice([1, 2, 4])) for n in layers}
+        average = float(rng.uniform(0.2, 1.0))
+        chosen = allocate(s, cost, average)
+        choices = [dict(zip(layers, c, strict=True))
+                   for c in itertools.product((1.0, *dens), repeat=len(layers))]  # fmt: skip
+        best = min(_lost(s, c) for c in choices if _spend(cost, c) <= average + 1e-12)
+        assert _spend(cost, chosen) <= average + 1e-12, trial
+        assert _lost(s, chosen) == pytest.approx(best), trial
+    with pytest.raises(ValueError, match="below 0.2"):
+        allocate(s, cost, 0.1)
+    with pytest.raises(ValueError, match="name exactly"):
+        allocate(s, {"conv9": 1.0}, 0.5)
+    with pytest.raises(ValueError, match="positive number"):
+        allocate(s, dict.fromkeys(layers, 0.0), 0.5)
+    with pytest.raises(ValueError, match=r"density in \(0, 1\]"):
+        allocate(s, cost, 1.5)
 
 
 RECORDED = sorted((Path(__file__).resolve().parents[1] / "results" / "sensitivity").glob("*.json"))

@@ -168,6 +168,34 @@ def test_bad_input_is_a_clear_error(tmp_path, capsys):
         train.TrainConfig(data="x", method="liu", densities=(0.5, 1.5))
 
 
+def test_layer_densities_prune_each_layer_to_its_own_density(tiny_cifar10, tmp_path):
+    # one prune with a density per layer, given on the command line as name=density pairs
+    layers = ["conv2", "conv3", "conv4", "conv5", "conv6", "conv7", "conv8"]
+    want = dict(zip(layers, (0.9, 0.5, 0.25, 0.5, 0.75, 0.5, 0.125), strict=True))
+    args = [a for a in _args(tiny_cifar10, tmp_path) if a != "liu"]
+    i = args.index("--densities")
+    args[i:i + 2] = ["--layer-densities", ",".join(f"{k}={v}" for k, v in want.items())]
+    args[args.index("--architecture") + 1] = "spatial"
+    args[args.index("--method"):args.index("--method")] = ["--method", "spatial"]
+    del args[args.index("--method", args.index("--method") + 1)]
+    assert main([*args, "--run-name", "per-layer"]) == 0
+    result = json.loads((tmp_path / "per-layer" / "result.json").read_text())
+    assert [h["phase"] for h in result["history"]] == ["train", "train", "prune per layer"]
+    assert result["config"]["layer_densities"] == want
+    for name, d in want.items():  # the masks keep round(d * weights) of each layer
+        assert result["weight_densities"][name] == pytest.approx(d, abs=0.01), name
+    config = train.TrainConfig.from_dict(result["config"])
+    assert config.layer_densities == want
+    with pytest.raises(ValueError, match="not both"):
+        dataclasses.replace(config, densities=(0.5,))
+    with pytest.raises(ValueError, match="maps layer names to fractions"):
+        dataclasses.replace(config, layer_densities={"conv2": 1.5})
+    with pytest.raises(ValueError, match="must be a mapping"):
+        dataclasses.replace(config, layer_densities=[("conv2", 0.5)])
+    with pytest.raises(SystemExit):
+        build_parser(train=True).parse_args(["train", "--layer-densities", "conv2:0.5"])
+
+
 def test_help_documents_every_option():
     parser = build_parser(train=True)
     sub = next(a for a in parser._actions if a.dest == "command").choices["train"]
@@ -188,6 +216,9 @@ def test_config_round_trips_through_json_and_command_line():
     parser = build_parser(train=True)
     args = parser.parse_args(["train", *train._cli_args(config)])
     assert config_from_args(args) == config
+    per_layer = train.TrainConfig(data="/data/d.zip", method="spatial",
+                                  layer_densities={"conv2": 0.6, "conv8": 1 / 3})  # fmt: skip
+    assert config_from_args(parser.parse_args(["train", *train._cli_args(per_layer)])) == per_layer
 
 
 @pytest.mark.parametrize("architecture", ["spatial", "winograd", "winograd_relu"])

@@ -67,6 +67,9 @@ HELP = {
     "loss is always without)",
     "densities": "prune schedule: comma-separated target densities (fraction of weights kept), "
     "each pruned to and then retrained for --retrain-epochs, e.g. 0.8,0.6,0.4",
+    "layer_densities": "instead of --densities: one prune with a density per layer, "
+    "comma-separated name=density pairs naming every pruned layer, e.g. "
+    "conv2=0.6,conv3=0.8,... (chosen by scripts/sensitivity.py)",
     "retrain_epochs": "epochs of masked retraining after each prune",
     "retrain_lr": "initial learning rate of each retraining phase",
     "retrain_milestones": "comma-separated epochs (within a retraining phase) of lr drops "
@@ -105,6 +108,20 @@ def _tuple_of(kind):
     return parse
 
 
+def _layer_map(text: str) -> dict[str, float]:
+    out = {}
+    for item in filter(None, (t.strip() for t in text.split(","))):
+        name, eq, value = item.partition("=")
+        try:
+            out[name.strip()] = float(value)
+        except ValueError:
+            eq = ""
+        if not eq or not name.strip():
+            raise argparse.ArgumentTypeError(
+                f"expected comma-separated name=density pairs, got {item!r} in {text!r}")
+    return out
+
+
 def _seconds(text: str) -> float:
     try:
         value = float(text)
@@ -138,6 +155,8 @@ def add_train_parser(subparsers) -> argparse.ArgumentParser:
             kw["choices"] = args
         elif typing.get_origin(hint) is tuple:
             kw["type"], kw["metavar"] = _tuple_of(args[0]), "LIST"
+        elif any(typing.get_origin(a) is dict for a in args):
+            kw["type"], kw["metavar"] = _layer_map, "NAME=D,..."
         else:
             kw["type"] = next(a for a in (*args, hint) if a in (int, float, str))
         p.add_argument(flag, **kw)

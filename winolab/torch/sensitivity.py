@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 import torch
@@ -31,7 +31,7 @@ from torch import nn
 
 from winolab.torch.pruning import make_pruner
 
-__all__ = ["DENSITIES", "Sensitivity", "choose_densities", "layer_sensitivity"]
+__all__ = ["DENSITIES", "Sensitivity", "allocate", "choose_densities", "layer_sensitivity"]
 
 #: the densities of the papers' sweeps
 DENSITIES = (0.8, 0.6, 0.4, 0.3, 0.2, 0.1)
@@ -133,3 +133,47 @@ def choose_densities(sens: Sensitivity, tolerance: float) -> dict[str, float]:
             chosen = sens.densities[i]
         out[layer] = chosen
     return out
+
+
+def allocate(sens: Sensitivity, cost: Mapping[str, float], average: float) -> dict[str, float]:
+    """Per-layer densities with the least summed sensitivity loss at a cost budget.
+
+    Each layer takes one of its measured densities (or 1.0, unpruned) so that the
+    ``cost``-weighted mean density is at most ``average``; ``cost[layer]`` is what the layer
+    costs dense (its multiplies, or its weights). Of all such choices the one with the least
+    sum of the layers' single-layer losses is returned, found exactly (dynamic programming
+    over the Pareto front of summed cost and loss); the sum is a first-order guess at the
+    loss of pruning the layers together. A budget below every layer at its lowest density is
+    refused.
+
+    >>> s = Sensitivity("spatial", 0.9, (0.5, 0.1), {"a": (0.9, 0.5), "b": (0.8, 0.7)}, 100)
+    >>> allocate(s, {"a": 1, "b": 1}, 0.3)   # b loses 0.1 at 0.5, a 0.4 at 0.1: prune b more
+    {'a': 0.5, 'b': 0.1}
+    """
+    layers = list(sens.accuracy)
+    if set(cost) != set(layers):
+        raise ValueError(f"cost must name exactly the analysed layers {layers}, got {sorted(cost)}")
+    for name in layers:
+        c = cost[name]
+        if isinstance(c, bool) or not isinstance(c, int | float) or not 0 < c < math.inf:
+            raise ValueError(f"cost of {name} must be a positive number, got {c!r}")
+    if isinstance(average, bool) or not isinstance(average, int | float) or not 0 < average <= 1:
+        raise ValueError(f"average is a density in (0, 1], got {average!r}")
+    total = sum(cost.values())
+    floor = sum(cost[n] * min(sens.densities) for n in layers) / total
+    if average < floor - 1e-12:
+        raise ValueError(f"average {average:g} is below {floor:g}, every layer at its lowest "
+                         f"measured density {min(sens.densities):g}")  # fmt: skip
+    budget = average * total * (1 + 1e-12)
+    front = [(0.0, 0.0, ())]  # (cost so far, loss so far, densities so far)
+    for name in layers:
+        options = [(1.0, 0.0), *zip(sens.densities, sens.loss(name), strict=True)]
+        grown = sorted((c + cost[name] * d, lo + loss, (*ch, d))
+                       for c, lo, ch in front for d, loss in options
+                       if c + cost[name] * d <= budget)  # fmt: skip
+        front, best = [], math.inf
+        for item in grown:  # keep the points no cheaper choice beats on loss
+            if item[1] < best:
+                front.append(item)
+                best = item[1]
+    return dict(zip(layers, min(front, key=lambda item: (item[1], item[0]))[2], strict=True))

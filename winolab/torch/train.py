@@ -76,10 +76,11 @@ class RunFileError(ValueError):
 
 
 class Phase(NamedTuple):
-    """One stage of a run: ``density`` None trains densely, a number prunes to it first."""
+    """One stage of a run: ``density`` None trains densely, a number (or a per-layer mapping)
+    prunes to it first."""
 
     name: str
-    density: float | None
+    density: float | dict[str, float] | None
     epochs: int
     lr: float
     milestones: tuple[int, ...]
@@ -115,6 +116,7 @@ class TrainConfig:
     weight_decay: float = 5e-4
     label_smoothing: float = 0.2
     densities: tuple[float, ...] = ()
+    layer_densities: dict[str, float] | None = None
     retrain_epochs: int = 0
     retrain_lr: float = 0.01
     retrain_milestones: tuple[int, ...] = ()
@@ -156,6 +158,8 @@ class TrainConfig:
                     raise ValueError(f"{f.name} must be a number, got {value!r}")
                 if not math.isfinite(value):
                     raise ValueError(f"{f.name} must be a finite number, got {value!r}")
+            if kind is dict and not isinstance(value, dict):
+                raise ValueError(f"{f.name} must be a mapping, got {value!r}")
             if kind is str and not isinstance(value, str):
                 raise ValueError(f"{f.name} must be a string, got {value!r}")
             if kind is tuple and not (
@@ -188,9 +192,19 @@ class TrainConfig:
                 raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)}")
         if any(not 0.0 < d <= 1.0 for d in self.densities):
             raise ValueError(f"densities are fractions in (0, 1], got {self.densities}")
-        if self.densities and self.method == "none":
+        if self.layer_densities is not None:
+            if self.densities:
+                raise ValueError("give densities (a schedule, every layer alike) or "
+                                 "layer_densities (one prune, each layer its own), not both")
+            if not self.layer_densities or any(
+                not isinstance(k, str) or isinstance(v, bool) or not isinstance(v, int | float)
+                or not 0.0 < v <= 1.0 for k, v in self.layer_densities.items()):  # fmt: skip
+                raise ValueError("layer_densities maps layer names to fractions in (0, 1], got "
+                                 f"{self.layer_densities!r}")
+        pruning = bool(self.densities) or self.layer_densities is not None
+        if pruning and self.method == "none":
             raise ValueError("a prune schedule (densities) needs a method: spatial, li, liu or yu")
-        if self.method != "none" and not self.densities:
+        if self.method != "none" and not pruning:
             raise ValueError(f"method {self.method!r} needs densities, e.g. densities=(0.6, 0.4)")
         if self.winograd_from is not None and (
             self.method != "yu" or not 0 <= self.winograd_from < len(self.densities)
@@ -220,10 +234,10 @@ class TrainConfig:
     def phases(self) -> list[Phase]:
         """Dense training (if ``epochs > 0`` or nothing else), then one phase per density."""
         dense = [Phase("train", None, self.epochs, self.lr, self.lr_milestones)]
-        prune = [
-            Phase(f"prune {d:g}", d, self.retrain_epochs, self.retrain_lr, self.retrain_milestones)
-            for d in self.densities
-        ]
+        retrain = self.retrain_epochs, self.retrain_lr, self.retrain_milestones
+        prune = [Phase(f"prune {d:g}", d, *retrain) for d in self.densities]
+        if self.layer_densities is not None:
+            prune = [Phase("prune per layer", dict(self.layer_densities), *retrain)]
         return dense + prune if self.epochs or not prune else prune
 
 
@@ -232,12 +246,12 @@ _FIELD_TYPES = {
     "batchnorm": bool, "subset": int, "test_subset": int, "epochs": int, "batch_size": int,
     "lr": float, "lr_schedule": str, "warmup": float, "lr_milestones": tuple, "lr_step": int,
     "lr_gamma": float, "momentum": float, "nesterov": bool, "weight_decay": float,
-    "label_smoothing": float, "densities": tuple, "retrain_epochs": int, "retrain_lr": float,
-    "retrain_milestones": tuple, "winograd_from": int, "augment": bool, "seed": int,
-    "device": str, "precision": str, "init": str, "stats_images": int, "output_dir": str,
-    "run_name": str,
+    "label_smoothing": float, "densities": tuple, "layer_densities": dict, "retrain_epochs": int,
+    "retrain_lr": float, "retrain_milestones": tuple, "winograd_from": int, "augment": bool,
+    "seed": int, "device": str, "precision": str, "init": str, "stats_images": int,
+    "output_dir": str, "run_name": str,
 }  # fmt: skip
-_OPTIONAL = {"subset", "test_subset", "winograd_from", "init", "run_name"}
+_OPTIONAL = {"subset", "test_subset", "layer_densities", "winograd_from", "init", "run_name"}
 
 
 def run_directory(config: TrainConfig) -> Path:
@@ -916,7 +930,8 @@ def _run(config, run_dir, ckpt, stop_after_steps, time_budget, progress, start_t
     session = _Session(config, run_dir, model, pruner, amp, progress, start_time,
                        stop_after_steps, time_budget)  # fmt: skip
     phases = config.phases()
-    first_pruned = len(phases) - len(config.densities)  # the index of the first prune phase
+    # the index of the first prune phase (they follow the dense one)
+    first_pruned = len(phases) - sum(p.density is not None for p in phases)
     last = 0  # the run epoch each phase ends before
     for index, phase in enumerate(phases):
         first, last = last, last + phase.epochs
@@ -1101,6 +1116,8 @@ def _cli_args(config: TrainConfig, portable: bool = False) -> list[str]:
             out.append(flag if value else f"--no-{f.name.replace('_', '-')}")
         elif isinstance(value, tuple):
             out += [flag, ",".join(f"{v:g}" for v in value)]
+        elif isinstance(value, dict):
+            out += [flag, ",".join(f"{k}={v!r}" for k, v in value.items())]
         else:
             out += [flag, str(value)]
     return out
