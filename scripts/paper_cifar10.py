@@ -25,7 +25,13 @@ One chain per network and seed, ``{spatial,winograd,winograd_relu}-s{0,1,2}``:
 - chain ``spatial-s1`` ends with ``yu-spatial-s1`` (structured spatial pruning to Winograd-domain
   densities 0.6 then 0.4, F(4x4, 3x3)) and ``yu-winograd-s1`` (the importance-factor Winograd
   stage to 0.37 at Yu et al.'s lr 1e-6, float32 since F(4x4)'s transforms are not exact in
-  bfloat16).
+  bfloat16);
+- chain ``spatial-s0`` ends with ``continued-spatial-s0`` (han-d80-s0's retraining, same batch
+  order, nothing pruned: what the extra epochs alone change) and a per-layer pair,
+  ``oneshot-d20-s0`` (every layer pruned to 20% at once) and ``sensitivity-d20-s0`` (each layer
+  to the density :func:`winolab.torch.sensitivity.allocate` picks from
+  ``results/sensitivity/cifar10-paper-w0.5-dense-spatial-s0.json`` at the same multiplies),
+  both one prune of ``dense-spatial-s0`` with the same retraining and batch order.
 
 Two single-thread chains run side by side (the Winograd-ReLU chains, twice as slow, run alone on
 two threads)::
@@ -73,6 +79,7 @@ STUDY = Study(
     yu=Yu(seed=1, chain="spatial-s1", spatial=(0.6, 0.4), winograd=(0.37,)),
     per_layer=PerLayer(seed=0, chain="spatial-s0", average=0.2, sensitivity=ROOT / "results"
                        / "sensitivity" / "cifar10-paper-w0.5-dense-spatial-s0.json"),
+    continued=(0,),
 )
 
 

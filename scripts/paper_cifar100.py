@@ -27,7 +27,10 @@ One chain per network and seed, ``{spatial,winograd,winograd_relu}-s{0,1,2}``:
 - chain ``spatial-s1`` ends with Yu et al.'s two stages: ``yu-spatial-s1`` (structured spatial
   pruning to a Winograd-domain density of 0.7, their 30% spatial sparsity, F(4x4, 3x3)) and
   ``yu-winograd-s1`` (the importance-factor Winograd stage to 0.5, their published 50%
-  Winograd-domain sparsity, at lr 1e-6 in float32).
+  Winograd-domain sparsity, at lr 1e-6 in float32);
+- chain ``spatial-s0`` ends with ``continued-spatial-s0``: han-d80-s0's retraining (same batch
+  order) with nothing pruned. At this width and length the network underfits, so the retraining
+  epochs alone may raise accuracy; this step measures by how much.
 
 ::
 
@@ -71,6 +74,7 @@ STUDY = Study(
     retrain_epochs=3,
     retrain_lr=0.02,
     yu=Yu(seed=1, chain="spatial-s1", spatial=(0.7,), winograd=(0.5,)),
+    continued=(0,),
 )
 
 

@@ -122,6 +122,7 @@ class Study:
     retrain_lr: float = 0.02
     yu: Yu | None = None
     per_layer: PerLayer | None = None
+    continued: tuple[int, ...] = ()  # seeds whose dense spatial model also retrains unpruned
     train_images: int = 50_000
     test_images: int = 10_000
 
@@ -175,6 +176,13 @@ def plan(study: Study) -> list[dict]:
                       "config": {**base, "densities": yu.winograd, "winograd_from": 0,
                                  "seed": 902, "retrain_lr": yu.lr,
                                  "precision": "fp32"}})  # fmt: skip
+    for seed in study.continued:
+        # the retraining of han-d80 (same seed, same batch order) with nothing pruned: what
+        # the extra epochs alone change
+        steps.append({"name": f"continued-spatial-s{seed}", "init": f"dense-spatial-s{seed}",
+                      "chain": f"spatial-s{seed}", "config": {
+                          "architecture": "spatial", "method": "spatial", "densities": (1.0,),
+                          "seed": seed + 100, **retrain}})  # fmt: skip
     if study.per_layer is not None:
         pl, pct = study.per_layer, round(100 * study.per_layer.average)
         base = {"architecture": "spatial", "method": "spatial", "seed": 903, **retrain}

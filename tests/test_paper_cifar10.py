@@ -50,7 +50,8 @@ def test_step_names():
     for seed, densities in ((0, (80, 60, 40, 30, 20, 10)), (1, (80, 60, 40)), (2, (80, 60, 40))):
         for method, arch in (("han", "spatial"), ("li", "winograd"), ("liu", "winograd_relu")):
             expected += [f"dense-{arch}-s{seed}", *(f"{method}-d{d}-s{seed}" for d in densities)]
-    expected += ["yu-spatial-s1", "yu-winograd-s1", "oneshot-d20-s0", "sensitivity-d20-s0"]
+    expected += ["yu-spatial-s1", "yu-winograd-s1", "continued-spatial-s0", "oneshot-d20-s0",
+                 "sensitivity-d20-s0"]
     assert [s["name"] for s in STEPS] == expected
 
 
@@ -133,6 +134,13 @@ def test_commands_are_pinned():
                "--architecture", "spatial", "--method", "spatial", "--seed", "903",
                "--epochs", "0", "--retrain-epochs", "3", "--retrain-lr", "0.02"]  # fmt: skip
     assert _cmd("oneshot-d20-s0") == [*oneshot, "--densities", "0.2"]
+    # han-d80-s0's retraining (seed 100: its batch order) with nothing pruned
+    assert _cmd("continued-spatial-s0") == [
+        *head, "continued-spatial-s0", "--init", "/runs/dense-spatial-s0", *recipe,
+        "--architecture", "spatial", "--method", "spatial", "--densities", "1", "--seed", "100",
+        "--epochs", "0", "--retrain-epochs", "3", "--retrain-lr", "0.02",
+    ]  # fmt: skip
+    assert _flags(_cmd("han-d80-s0"))["--seed"] == "100"
     per_layer = "conv2=0.3,conv3=0.3,conv4=0.2,conv5=0.3,conv6=0.1,conv7=0.2,conv8=0.1"
     assert _cmd("sensitivity-d20-s0") == [
         *[x if x != "oneshot-d20-s0" else "sensitivity-d20-s0" for x in oneshot],

@@ -31,7 +31,7 @@ def test_step_names_two_sweeps_and_a_winograd_baseline():
         expected += [f"dense-spatial-s{seed}", *(f"han-d{d}-s{seed}" for d in densities),
                      f"dense-winograd-s{seed}", f"dense-winograd_relu-s{seed}",
                      *(f"liu-d{d}-s{seed}" for d in densities)]  # fmt: skip
-    expected += ["yu-spatial-s1", "yu-winograd-s1"]
+    expected += ["yu-spatial-s1", "yu-winograd-s1", "continued-spatial-s0"]
     assert [s["name"] for s in STEPS] == expected
     assert list(dict.fromkeys(s["chain"] for s in STEPS)) == [
         f"{a}-s{seed}" for seed in (0, 1, 2) for a in ("spatial", "winograd", "winograd_relu")
