@@ -216,12 +216,22 @@ def test_recorded_accuracy_and_its_standard_error(paper, name):
 @pytest.mark.parametrize(("paper", "name"), [c for c in RECORDED if not c[1].startswith("yu-")],
                          ids=_ids([c for c in RECORDED if not c[1].startswith("yu-")]))
 def test_recorded_densities_and_multiplies(paper, name):
-    method, arch, density, _ = study.parse_name(name)
     r = _recorded(paper, name)
+    cfg = r["config"]
+    # the density each layer was pruned to: the step's own (its name says it for a sweep
+    # step), one per layer for a per-layer step, 1.0 for a dense one
+    per_layer = cfg.get("layer_densities") or {}
+    uniform = cfg["densities"][-1] if cfg["densities"] else 1.0
+    try:
+        method, arch, density, _ = study.parse_name(name)
+        assert density == uniform and not per_layer
+    except ValueError:  # a side step (continued-*, oneshot-*, sensitivity-*): spatial, Han's rule
+        method, arch = ("dense" if not cfg["densities"] and not per_layer else "han"), "spatial"
     net = counting.get_network(paper.network)
-    assert r["config"]["architecture"] == arch
+    assert cfg["architecture"] == arch
     for layer in net.pruned:
-        assert r["weight_densities"][layer] == pytest.approx(density, abs=2e-3)
+        assert r["weight_densities"][layer] == pytest.approx(per_layer.get(layer, uniform),
+                                                             abs=2e-3)  # fmt: skip
     assert r["weight_densities"]["conv1"] == 1.0
     mult = r["multiplications"]
     if method == "dense":
@@ -306,3 +316,17 @@ def test_readme_block_of_an_empty_study_replaces_the_old_one(tmp_path):
     text = readme.read_text()
     assert text.startswith("top\n") and text.endswith("bottom\n") and "OLD-CONTENT" not in text
     assert "no runs recorded yet. 0 runs recorded" in text
+
+
+def test_side_table_sets_runs_against_a_dense_model():
+    runs = {k: RUNS[k] for k in ("dense-spatial-s0", "han-d20-s0")}
+    table = study.side_table(runs, {"han-d20-s0": "Han to 20%", "oneshot-d5-s0": "made up"},
+                             "dense-spatial-s0")  # fmt: skip
+    han, dense = runs["han-d20-s0"], runs["dense-spatial-s0"]
+    change = 100 * (han["accuracy"] - dense["accuracy"])
+    se = 100 * math.hypot(han["accuracy_se"], dense["accuracy_se"])
+    row = next(line for line in table.splitlines() if line.startswith("| han-d20-s0"))
+    assert f"{100 * han['accuracy']:.2f} ± {100 * han['accuracy_se']:.2f}%" in row
+    assert f"{change:+.2f} ± {se:.2f} pt" in row and "| 20.0% |" in row
+    assert f"({han['multiplications']['reduction']:.1f}x)" in row
+    assert "| oneshot-d5-s0 | made up | not run yet |" in table

@@ -32,7 +32,8 @@ from winolab import results as _results
 __all__ = ["AT_PUBLISHED", "CIFAR10", "CIFAR100", "METHODS", "PAPERS", "STUDY", "Z", "Change",
            "Paper", "changes", "claims", "dense_accuracies", "first_seed", "load_study",
            "lowest_holding", "mean_change", "parse_name", "plot_accuracy",
-           "plot_activation_densities", "readme_block", "settled", "summary_table"]  # fmt: skip
+           "plot_activation_densities", "readme_block", "settled", "side_table",
+           "summary_table"]  # fmt: skip
 
 #: the CIFAR-10 study's folder, relative to the root of a checkout
 STUDY = Path("results/cifar10-paper-w0.5")
@@ -326,6 +327,31 @@ def summary_table(runs: dict[str, dict], paper: Paper = CIFAR10) -> str:
     out = [f"| {' | '.join(rows[0])} |", "|---|---:|---:|---|"]
     out += [f"| {' | '.join(r)} |" for r in rows[1:]]
     return "\n".join(out) + "\n"
+
+
+def side_table(runs: dict[str, dict], steps: dict[str, str], dense: str) -> str:
+    """A markdown table of some runs against the dense model ``dense``: each step's
+    description, accuracy, change (with the standard error of the difference of two
+    independent test-set accuracies, conservative for two models scored on the same images),
+    weight density averaged over the pruned layers weighted by their dense multiplies, and the
+    papers' multiply count. A step not recorded yet says so."""
+    base = runs.get(dense)
+    rows = ["| run | what | accuracy | change vs " + dense + " | weight density | multiplies |",
+            "|---|---|---:|---:|---:|---:|"]
+    for name, what in steps.items():
+        r = runs.get(name)
+        if r is None:
+            rows.append(f"| {name} | {what} | not run yet | | | |")
+            continue
+        net = counting.get_network(r["config"]["model"])
+        cost = {la.name: la.direct_multiplies for la in net.layers if la.name in net.pruned}
+        wd = sum(cost[n] * r["weight_densities"][n] for n in cost) / sum(cost.values())
+        change = "—" if base is None or name == dense else _pm(
+            r["accuracy"] - base["accuracy"], math.hypot(_se(r), _se(base)), 1, "pt")
+        count = _results.multiply_count(r)
+        rows.append(f"| {name} | {what} | {_pm(r['accuracy'], _se(r), 1)} | {change} | "
+                    f"{100 * wd:.1f}% | {count.total:.2g} ({count.reduction:.1f}x) |")
+    return "\n".join(rows) + "\n"
 
 
 def _layers(net: counting.Network) -> str:
