@@ -26,6 +26,10 @@ One chain per network and seed, ``{spatial,winograd,winograd_relu}-s{0,1,2}``:
   densities 0.6 then 0.4, F(4x4, 3x3)) and ``yu-winograd-s1`` (the importance-factor Winograd
   stage to 0.37 at Yu et al.'s lr 1e-6, float32 since F(4x4)'s transforms are not exact in
   bfloat16);
+- chain ``winograd_relu_m4-s0``: ``dense-winograd_relu-m4-s0`` and ``liu-m4-d{80,60,40}-s0``,
+  Winograd-ReLU with F(4x4, 3x3) (the papers' future work), the seed-0 sweep's seeds and
+  retraining; its Winograd layers compute in float32 under autocast, so the plan's estimate
+  (the F(2x2) network's float32 step time) is a rough one;
 - chain ``spatial-s0`` ends with ``continued-spatial-s0`` (han-d80-s0's retraining, same batch
   order, nothing pruned: what the extra epochs alone change) and a per-layer pair,
   ``oneshot-d20-s0`` (every layer pruned to 20% at once) and ``sensitivity-d20-s0`` (each layer
@@ -80,6 +84,7 @@ STUDY = Study(
     per_layer=PerLayer(seed=0, chain="spatial-s0", average=0.2, sensitivity=ROOT / "results"
                        / "sensitivity" / "cifar10-paper-w0.5-dense-spatial-s0.json"),
     continued=(0,),
+    m4=(0.8, 0.6, 0.4),
 )
 
 

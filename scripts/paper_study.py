@@ -123,6 +123,7 @@ class Study:
     yu: Yu | None = None
     per_layer: PerLayer | None = None
     continued: tuple[int, ...] = ()  # seeds whose dense spatial model also retrains unpruned
+    m4: tuple[float, ...] = ()  # Liu sweep of an F(4x4, 3x3) Winograd-ReLU network, seed 0
     train_images: int = 50_000
     test_images: int = 10_000
 
@@ -183,6 +184,18 @@ def plan(study: Study) -> list[dict]:
                       "chain": f"spatial-s{seed}", "config": {
                           "architecture": "spatial", "method": "spatial", "densities": (1.0,),
                           "seed": seed + 100, **retrain}})  # fmt: skip
+    if study.m4:
+        # Winograd-ReLU with F(4x4, 3x3), the papers' future work: its own dense model and a
+        # Liu sweep with the F(2x2) sweep's seeds (the same batch orders)
+        chain, base = "winograd_relu_m4-s0", {"architecture": "winograd_relu", "m": 4}
+        prev = "dense-winograd_relu-m4-s0"
+        steps.append({"name": prev, "init": None, "chain": chain, "config": {
+            **base, "seed": 0, "epochs": study.dense_epochs, "lr": study.dense_lr}})  # fmt: skip
+        for i, d in enumerate(study.m4):
+            name = f"liu-m4-d{round(d * 100)}-s0"
+            steps.append({"name": name, "init": prev, "chain": chain, "config": {
+                **base, "method": "liu", "densities": (d,), "seed": 100 * (i + 1), **retrain}})
+            prev = name
     if study.per_layer is not None:
         pl, pct = study.per_layer, round(100 * study.per_layer.average)
         base = {"architecture": "spatial", "method": "spatial", "seed": 903, **retrain}

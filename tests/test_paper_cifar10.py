@@ -39,10 +39,11 @@ def _flags(args: list[str]) -> dict[str, str | None]:
     return out
 
 
-def test_nine_chains_by_architecture_and_seed():
+def test_nine_chains_by_architecture_and_seed_and_one_of_f4x4():
     chains = list(dict.fromkeys(s["chain"] for s in STEPS))
     assert chains == [f"{a}-s{seed}" for seed in (0, 1, 2)
-                      for a in ("spatial", "winograd", "winograd_relu")]  # fmt: skip
+                      for a in ("spatial", "winograd", "winograd_relu")] + [
+                          "winograd_relu_m4-s0"]  # fmt: skip
 
 
 def test_step_names():
@@ -50,8 +51,9 @@ def test_step_names():
     for seed, densities in ((0, (80, 60, 40, 30, 20, 10)), (1, (80, 60, 40)), (2, (80, 60, 40))):
         for method, arch in (("han", "spatial"), ("li", "winograd"), ("liu", "winograd_relu")):
             expected += [f"dense-{arch}-s{seed}", *(f"{method}-d{d}-s{seed}" for d in densities)]
-    expected += ["yu-spatial-s1", "yu-winograd-s1", "continued-spatial-s0", "oneshot-d20-s0",
-                 "sensitivity-d20-s0"]
+    expected += ["yu-spatial-s1", "yu-winograd-s1", "continued-spatial-s0",
+                 "dense-winograd_relu-m4-s0", "liu-m4-d80-s0", "liu-m4-d60-s0", "liu-m4-d40-s0",
+                 "oneshot-d20-s0", "sensitivity-d20-s0"]
     assert [s["name"] for s in STEPS] == expected
 
 
@@ -77,7 +79,7 @@ def test_sweep_chains_prune_step_after_step():
     for seed, expected in ((0, (0.8, 0.6, 0.4, 0.3, 0.2, 0.1)), (1, (0.8, 0.6, 0.4)),
                            (2, (0.8, 0.6, 0.4))):  # fmt: skip
         for method, arch in (("han", "spatial"), ("li", "winograd"), ("liu", "winograd_relu")):
-            sweep = [s for s in STEPS if s["name"].startswith(f"{method}-")
+            sweep = [s for s in STEPS if s["name"].startswith(f"{method}-d")
                      and s["name"].endswith(f"-s{seed}")]  # fmt: skip
             assert [s["config"]["densities"] for s in sweep] == [(d,) for d in expected]
             assert [s["init"] for s in sweep] == [f"dense-{arch}-s{seed}"] + [
@@ -141,6 +143,13 @@ def test_commands_are_pinned():
         "--epochs", "0", "--retrain-epochs", "3", "--retrain-lr", "0.02",
     ]  # fmt: skip
     assert _flags(_cmd("han-d80-s0"))["--seed"] == "100"
+    assert _cmd("liu-m4-d60-s0") == [
+        *head, "liu-m4-d60-s0", "--init", "/runs/liu-m4-d80-s0", *recipe,
+        "--architecture", "winograd_relu", "--m", "4", "--method", "liu", "--densities", "0.6",
+        "--seed", "200", "--epochs", "0", "--retrain-epochs", "3", "--retrain-lr", "0.02",
+    ]  # fmt: skip
+    assert _flags(_cmd("liu-d60-s0"))["--seed"] == "200"  # the F(2x2) sweep's batch order
+    assert _flags(_cmd("dense-winograd_relu-m4-s0"))["--m"] == "4"
     per_layer = "conv2=0.3,conv3=0.3,conv4=0.2,conv5=0.3,conv6=0.1,conv7=0.2,conv8=0.1"
     assert _cmd("sensitivity-d20-s0") == [
         *[x if x != "oneshot-d20-s0" else "sensitivity-d20-s0" for x in oneshot],

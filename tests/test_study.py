@@ -225,8 +225,9 @@ def test_recorded_densities_and_multiplies(paper, name):
     try:
         method, arch, density, _ = study.parse_name(name)
         assert density == uniform and not per_layer
-    except ValueError:  # a side step (continued-*, oneshot-*, sensitivity-*): spatial, Han's rule
-        method, arch = ("dense" if not cfg["densities"] and not per_layer else "han"), "spatial"
+    except ValueError:  # a side step (continued-*, oneshot-*, sensitivity-*, *-m4-*)
+        method = "dense" if not cfg["densities"] and not per_layer else cfg["method"]
+        arch = cfg["architecture"]
     net = counting.get_network(paper.network)
     assert cfg["architecture"] == arch
     for layer in net.pruned:
