@@ -87,6 +87,21 @@ def test_task_splits_match_reference(N, H, C, K):
     assert_conv_close(y, reference.winograd_domain_conv2d(x, U, b, 1))
 
 
+@pytest.mark.parametrize("m", [2, 4])
+@pytest.mark.parametrize("padding", [0, 1, 2])
+def test_pitched_tiles_every_width_and_padding(m, padding):
+    # the kernel pitches a task's tiles tw + 1 columns per tile row (garbage columns, never
+    # scattered) where tw >= 4, else gathers them: every width modulo m, one tile column,
+    # one image, several images per task
+    for N, H, W in [(1, 3, 3), (3, 3, 4), (2, 5, 3 + m), (1, 4, 2 * m + 1), (3, 6, 2 * m + 3),
+                    (2, 4, 4 * m + 5), (1, 5, 4 * m + 2)]:  # the last two: tw >= 4, pitched
+        for relu in (False, True):
+            x, U, b = _case(N + W, N, 3, 2, H, W, m, 0.5, dtype=np.float64)
+            y = sparse.winograd_domain_conv2d(x, U, b, padding, m, relu=relu, backend="numba")
+            assert_conv_close(y, reference.winograd_domain_conv2d(x, U, b, padding, m, relu=relu),
+                              m=m, dtype=np.float64, err_msg=f"N={N} H={H} W={W} relu={relu}")
+
+
 @settings(deadline=None, max_examples=40)
 @given(N=st.integers(1, 70), th=st.integers(1, 20), tw=st.integers(1, 20),
        K=st.integers(1, 300), threads=st.integers(1, 8))

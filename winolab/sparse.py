@@ -371,7 +371,8 @@ def _conv(x, U, bias, padding, m, points, relu, backend, return_multiplies, do_m
         y = np.empty((x.shape[0], K, h_out, w_out), dtype=dt)
         counts = np.zeros(len(tasks), dtype=np.int64)
         b = np.zeros(K, dtype=dt) if bias is None else bias
-        T = (tasks[:, 1] - tasks[:, 0]) * (tasks[:, 3] - tasks[:, 2]) * tw
+        # the kernel's tiles per task, pitched: tw + (alpha - 1) // m columns per tile row
+        T = (tasks[:, 1] - tasks[:, 0]) * (tasks[:, 3] - tasks[:, 2]) * (tw + (alpha - 1) // m)
         size = int((alpha * alpha * T * (C + tasks[:, 5] - tasks[:, 4])).max())
         work = _workspace(numba.get_num_threads(), size, dt)
         kern.winograd_sparse(x, ph, pw, t.BT, t.AT, U.indptr, U.indices, U.values, b,
