@@ -95,12 +95,8 @@ class PerLayer:
         from winolab import counting
         from winolab.torch.sensitivity import Sensitivity, allocate
 
-        r = json.loads(self.sensitivity.read_text())
-        sens = Sensitivity(r["method"], r["baseline"], tuple(r["densities"]),
-                           {k: tuple(v) for k, v in r["accuracy"].items()}, r["images"])
-        net = counting.get_network(network)
-        cost = {la.name: la.direct_multiplies for la in net.layers if la.name in sens.accuracy}
-        return allocate(sens, cost, self.average)
+        sens = Sensitivity.from_dict(json.loads(self.sensitivity.read_text()))
+        return allocate(sens, counting.get_network(network).pruned_multiplies, self.average)
 
 
 @dataclass(frozen=True)
@@ -209,7 +205,9 @@ def plan(study: Study) -> list[dict]:
 
 def _value(v) -> str:
     if isinstance(v, dict):
-        return ",".join(f"{k}={x:g}" for k, x in v.items())
+        from winolab.torch.cli import format_layer_map
+
+        return format_layer_map(v)
     return ",".join(f"{x:g}" for x in v) if isinstance(v, tuple) else str(v)
 
 

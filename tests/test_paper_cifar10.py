@@ -162,7 +162,7 @@ def test_per_layer_densities_cost_what_the_uniform_density_costs():
     from winolab import counting
 
     net = counting.get_network("vgg-nagadomi")
-    cost = {la.name: la.direct_multiplies for la in net.layers if la.name in net.pruned}
+    cost = net.pruned_multiplies
     chosen = BY_NAME["sensitivity-d20-s0"]["config"]["layer_densities"]
     assert set(chosen) == set(net.pruned)
     spent = sum(cost[n] * d for n, d in chosen.items()) / sum(cost.values())

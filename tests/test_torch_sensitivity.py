@@ -151,8 +151,7 @@ RECORDED = sorted((Path(__file__).resolve().parents[1] / "results" / "sensitivit
 @pytest.mark.parametrize("path", RECORDED, ids=[p.stem for p in RECORDED])
 def test_recorded_choices_follow_from_the_recorded_table(path):
     r = json.loads(path.read_text())
-    s = Sensitivity(r["method"], r["baseline"], tuple(r["densities"]),
-                    {k: tuple(v) for k, v in r["accuracy"].items()}, r["images"])  # fmt: skip
+    s = Sensitivity.from_dict(r)
     for tol, chosen in r["chosen"].items():
         assert choose_densities(s, float(tol)) == chosen, tol
     # accuracies are counts of the held-out images; the run and data paths are portable

@@ -149,6 +149,12 @@ class Network:
         return tuple(la.name for la in self.layers
                      if isinstance(la, ConvLayer) and la.winograd and not la.first)
 
+    @property
+    def pruned_multiplies(self) -> dict[str, int]:
+        """Dense direct multiplies of each pruned layer: what a per-layer density weighs."""
+        pruned = set(self.pruned)
+        return {la.name: la.direct_multiplies for la in self.layers if la.name in pruned}
+
 
 def _conv(name, c, k, hw, r=3, padding=1, **kw) -> ConvLayer:
     return ConvLayer(name, c, k, r, hw, hw, padding, **kw)

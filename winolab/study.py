@@ -343,8 +343,7 @@ def side_table(runs: dict[str, dict], steps: dict[str, str], dense: str) -> str:
         if r is None:
             rows.append(f"| {name} | {what} | not run yet | | | |")
             continue
-        net = counting.get_network(r["config"]["model"])
-        cost = {la.name: la.direct_multiplies for la in net.layers if la.name in net.pruned}
+        cost = counting.get_network(r["config"]["model"]).pruned_multiplies
         wd = sum(cost[n] * r["weight_densities"][n] for n in cost) / sum(cost.values())
         change = "—" if base is None or name == dense else _pm(
             r["accuracy"] - base["accuracy"], math.hypot(_se(r), _se(base)), 1, "pt")

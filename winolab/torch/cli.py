@@ -27,7 +27,7 @@ from pathlib import Path
 from winolab import methods
 from winolab.torch.train import RunFileError, TrainConfig, run
 
-__all__ = ["HELP", "add_train_parser", "config_from_args", "train_command"]
+__all__ = ["HELP", "add_train_parser", "config_from_args", "format_layer_map", "train_command"]
 
 
 def _either(names: list[str]) -> str:
@@ -120,6 +120,11 @@ def _layer_map(text: str) -> dict[str, float]:
             raise argparse.ArgumentTypeError(
                 f"expected comma-separated name=density pairs, got {item!r} in {text!r}")
     return out
+
+
+def format_layer_map(densities: dict[str, float]) -> str:
+    """``--layer-densities`` text of a mapping; :func:`_layer_map` reads it back exactly."""
+    return ",".join(f"{k}={v!r}" for k, v in densities.items())
 
 
 def _seconds(text: str) -> float:

@@ -51,6 +51,12 @@ class Sensitivity:
         """Accuracy lost (a fraction; positive is worse) at each density, pruning ``layer``."""
         return tuple(self.baseline - a for a in self.accuracy[layer])
 
+    @classmethod
+    def from_dict(cls, d: dict) -> Sensitivity:
+        """The table of :meth:`as_dict` (or of a ``scripts/sensitivity.py`` JSON) again."""
+        return cls(d["method"], d["baseline"], tuple(d["densities"]),
+                   {k: tuple(v) for k, v in d["accuracy"].items()}, d["images"])  # fmt: skip
+
     def as_dict(self) -> dict:
         return {"method": self.method, "baseline": self.baseline,
                 "densities": list(self.densities), "images": self.images,

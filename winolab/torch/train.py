@@ -1117,7 +1117,9 @@ def _cli_args(config: TrainConfig, portable: bool = False) -> list[str]:
         elif isinstance(value, tuple):
             out += [flag, ",".join(f"{v:g}" for v in value)]
         elif isinstance(value, dict):
-            out += [flag, ",".join(f"{k}={v!r}" for k, v in value.items())]
+            from winolab.torch.cli import format_layer_map  # cli imports this module
+
+            out += [flag, format_layer_map(value)]
         else:
             out += [flag, str(value)]
     return out
