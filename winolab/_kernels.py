@@ -13,13 +13,14 @@ chosen by :func:`winolab.sparse.plan_tasks`. Each task
    with the nonzeros of ``kron(BT, BT)`` where a row of it has at most four (F(2x2, 3x3)),
    else two 1-D passes with the rows of ``BT`` (F(4x4, 3x3)); ReLU (Liu et al.) is fused.
    The ``jw - tw`` extra tile columns per tile row are garbage, carried through the
-   multiply and never scattered; where they would cost more than 25% (``tw < 4``: F(4x4) on
+   multiply and never written to y; where they would cost more than 25% (``tw < 4``: F(4x4) on
    8 x 8 maps) the tiles are gathered from one padded input row at a time instead;
 2. for every position ``s`` and output channel ``k`` multiplies the sparse row ``U[k, :, s]``
    (CSR) with the dense ``V[s]`` (C x T), ``T`` innermost, eight nonzeros per pass over the
    accumulator so that it is loaded and stored once per eight multiply-adds;
-3. applies ``Y = AT M A`` (the nonzeros of ``kron(AT, AT)``) over all tiles and scatters the
-   cropped tiles plus bias into ``y``, the m columns of a tile row in one loop.
+3. applies ``Y = AT M A`` (the nonzeros of ``kron(AT, AT)``) over all tiles and writes the
+   cropped tiles plus bias into ``y``: the task's rows of one output plane are a contiguous
+   run, each element read from ``Y`` through a gather map built once per task.
 
 A task's ``V`` (alpha^2 * C * T values, T about 256) is sized to stay in cache between steps 1
 and 2.
@@ -301,11 +302,10 @@ def _sparse_rows(V, s, k0, k1, indptr, indices, values, M):
 
 
 @njit(cache=True, inline="always", fastmath=True)
-def _output_tiles(M, kl, k, n0, nb, nr, i0, m, tw, jp, pitched, bias, y, kidx, kval, ng,
-                  Y):
+def _output_tiles(M, kl, k, n0, nb, i0, m, bias, y, kidx, kval, ng, Y, src, step):
     # y[n, k, tile] = AT M A + bias, cropped to the output; (kidx, kval, ng) = kron(AT, AT)
     T = M.shape[2]
-    h_out, w_out = y.shape[2], y.shape[3]
+    w_out = y.shape[3]
     # Y[i, j] = bias + sum over (a, b) of AT[i, a] AT[j, b] M[a, b]   (all tiles per pass)
     for r in range(m * m):
         for g in range(ng[r]):
@@ -321,35 +321,34 @@ def _output_tiles(M, kl, k, n0, nb, nr, i0, m, tw, jp, pitched, bias, y, kidx, k
                 for t in range(T):
                     Y[r, t] += (k0 * M[i0_, kl, t] + k1 * M[i1_, kl, t]
                                 + k2 * M[i2_, kl, t] + k3 * M[i3_, kl, t])
-    um, u1, u2, u3 = np.uint64(m), np.uint64(1), np.uint64(2), np.uint64(3)
-    for blk in range(T // jp):  # the tile columns j >= tw are garbage
-        # pitched: blk = li nb + nl, else blk = nl nr + li
-        n = n0 + (blk % nb if pitched else blk // nr)
-        ti = i0 + (blk // nb if pitched else blk % nr)
-        for i in range(m):
-            row = ti * m + i
-            if row >= h_out:
-                break
-            # unsigned inner indices: numba skips its negative-index wraparound
-            b0 = np.uint64(blk * jp)
-            if m == 2:  # the m columns in one loop: a vectorised stride-m group of stores
-                for tj in range(np.uint64(w_out // 2)):
-                    y[n, k, row, tj * um] = Y[2 * i, b0 + tj]
-                    y[n, k, row, tj * um + u1] = Y[2 * i + 1, b0 + tj]
-            elif m == 4:
-                for tj in range(np.uint64(w_out // 4)):
-                    y[n, k, row, tj * um] = Y[4 * i, b0 + tj]
-                    y[n, k, row, tj * um + u1] = Y[4 * i + 1, b0 + tj]
-                    y[n, k, row, tj * um + u2] = Y[4 * i + 2, b0 + tj]
-                    y[n, k, row, tj * um + u3] = Y[4 * i + 3, b0 + tj]
-            if m == 2 or m == 4:
-                for j in range(w_out % m):  # the last, partial tile
-                    y[n, k, row, w_out - w_out % m + j] = Y[i * m + j, b0 + np.uint64(w_out // m)]
-                continue
-            for j in range(m):
-                uj = np.uint64(j)
-                for tj in range(np.uint64(min(tw, (w_out - j + m - 1) // m))):
-                    y[n, k, row, tj * um + uj] = Y[i * m + j, b0 + tj]
+    # the cropped tiles go out through the task's gather map: y[n, k] rows i0 m ... are one
+    # contiguous run, element p of it is Y.flat[src[p] + nl step]
+    Yf = Y.reshape(Y.size)
+    yf = y.reshape(y.size)
+    K, plane = y.shape[1], y.shape[2] * y.shape[3]
+    L = src.shape[0]
+    for nl in range(nb):
+        yo = np.uint64(((n0 + nl) * K + k) * plane + i0 * m * w_out)
+        so = np.uint64(nl * step)
+        for p in range(L):
+            yf[yo + p] = Yf[so + src[p]]
+
+
+@njit(cache=True, inline="always")
+def _gather_map(h_out, w_out, i0, i1, nb, m, tw, jp, pitched, T):
+    # for the output rows i0 m <= row < min(i1 m, h_out) of one image, element p of that run
+    # is Y.flat[src[p] + nl step] of image nl: (i, j) = (row % m, col % m) picks the row of
+    # Y, the tile (row // m - i0, col // m) its column
+    nr = i1 - i0
+    rows = min(i1 * m, h_out) - i0 * m
+    src = np.empty(rows * w_out, dtype=np.uint64)
+    for r in range(rows):
+        li, i = r // m, r % m
+        for col in range(w_out):
+            tj, j = col // m, col % m
+            t = li * nb * jp + tj if pitched else li * tw + tj
+            src[r * w_out + col] = (i * m + j) * T + t
+    return src, (jp if pitched else nr * tw)
 
 
 @njit(parallel=True, cache=True, fastmath=True)
@@ -388,6 +387,7 @@ def winograd_sparse(x, ph, pw, BT, AT, indptr, indices, values, bias, relu,
         counts[q] = nnz * (n1 - n0) * (i1 - i0) * tw
         kidx, kval, ng = _kron_terms(AT, x.dtype)
         Y = np.empty((m * m, T), dtype=x.dtype)
+        src, step = _gather_map(y.shape[2], y.shape[3], i0, i1, n1 - n0, m, tw, jp, pitched, T)
         for k in range(k0, k1):
-            _output_tiles(M, k - k0, k, n0, n1 - n0, i1 - i0, i0, m, tw, jp, pitched, bias, y,
-                          kidx, kval, ng, Y)
+            _output_tiles(M, k - k0, k, n0, n1 - n0, i0, m, bias, y, kidx, kval, ng, Y, src,
+                          step)
