@@ -88,6 +88,19 @@ def test_task_splits_match_reference(N, H, C, K):
 
 
 @pytest.mark.parametrize("m", [2, 4])
+def test_tasks_of_a_few_tile_rows_match_reference(monkeypatch, m):
+    # tasks of about 8 tiles: each starts at its own tile row i0 > 0 and the last one holds
+    # the cropped rows, so the output gather map is built per task (pitched and gathered)
+    monkeypatch.setattr(sparse, "_TARGET_TILES", 8)
+    for N, H, W in [(2, 4 * m + 3, 4 * m + 1), (3, 2 * m + 1, 5 * m + 2), (1, 6 * m + 1, m + 1)]:
+        assert len(sparse.plan_tasks(N, -(-H // m), -(-W // m), 3, 1, 8)) > N
+        x, U, b = _case(H + W, N, 3, 3, H, W, m, 0.5, dtype=np.float64)
+        y = sparse.winograd_domain_conv2d(x, U, b, 1, m, backend="numba")
+        assert_conv_close(y, reference.winograd_domain_conv2d(x, U, b, 1, m), m=m,
+                          dtype=np.float64, err_msg=f"N={N} H={H} W={W}")
+
+
+@pytest.mark.parametrize("m", [2, 4])
 @pytest.mark.parametrize("padding", [0, 1, 2])
 def test_pitched_tiles_every_width_and_padding(m, padding):
     # the kernel pitches a task's tiles tw + 1 columns per tile row (garbage columns, never
