@@ -29,6 +29,10 @@ repository); every command is resumable while they last: rerun it and it continu
 last checkpoint. A chain runs its steps in order, each as a ``python -m winolab train``
 subprocess with ``--time-budget`` set to what is left of the chain's budget; a step whose
 ``--init`` belongs to another chain waits (the chain stops) until that chain has finished it. A
+step whose ``--init`` is recorded but whose run directory this machine no longer has (a fresh
+machine, a cleared cache) first rebuilds it: the chain reruns the recorded step with the same
+command and seed into its run directory, prints the rebuilt accuracy next to the recorded one,
+and never re-records it; the step trained from it says so in its record. A
 finished step's ``result.json`` is copied (atomically, never over an existing file) to
 ``results/<study>-paper-w<width>/<step>.json`` in ``--repo`` (default: this checkout) with the
 step's provenance, and committed there with ``--commit`` so that no finished run is lost. To
@@ -284,6 +288,24 @@ def state(name: str, runs: Path, results: Path) -> str:
     return "pending"
 
 
+def to_run(steps: list[dict], chain: str, runs: Path, results: Path) -> list[tuple[dict, bool]]:
+    """``(step, rebuild)`` pairs of what ``chain`` still runs, in order: its steps not recorded
+    yet and, before them, every recorded step whose run directory a later one starts from and
+    this machine no longer has (``rebuild``: rerun for its checkpoint, not recorded again)."""
+    mine = [s for s in steps if s["chain"] == chain]
+    by_name = {s["name"]: s for s in mine}
+    names = {s["name"] for s in mine if state(s["name"], runs, results) != "recorded"}
+    stack = list(names)
+    while stack:
+        init = by_name[stack.pop()]["init"]
+        if (init in by_name and init not in names
+                and not (runs / init / "result.json").exists()):  # fmt: skip
+            names.add(init)
+            stack.append(init)
+    return [(s, state(s["name"], runs, results) == "recorded") for s in mine
+            if s["name"] in names]  # fmt: skip
+
+
 def chain_hours(study: Study, steps: list[dict], benches: list[dict]) -> dict[str, float]:
     """Estimated hours of each chain, in the order the plan names them."""
     total: dict[str, float] = {}
@@ -325,6 +347,9 @@ def record(study: Study, step: dict, runs: Path, repo: Path, commit: bool) -> Pa
         "scale": study.scale.format(width=f"{study.width:g}"),
         "script": f"python {study.script} " + " ".join(map(shlex.quote, sys.argv[1:])),
     }  # fmt: skip
+    rebuilt = _rebuilt(step["init"], runs, results) if step["init"] else None
+    if rebuilt:  # trained from a rerun of its recorded init, not from the recorded run itself
+        result["reproduction"]["init_rebuilt"] = rebuilt
     results.mkdir(parents=True, exist_ok=True)
     _write_json(out, result, overwrite=False)
     if commit:
@@ -339,16 +364,30 @@ def record(study: Study, step: dict, runs: Path, repo: Path, commit: bool) -> Pa
     return out
 
 
+def _rebuilt(name: str, runs: Path, results: Path) -> dict | None:
+    """How the run directory of recorded step ``name`` differs from its record, if it was
+    rebuilt (another date); None when it is the recorded run or either file is missing."""
+    from winolab.torch.train import read_json
+
+    try:
+        run, recorded = read_json(runs / name / "result.json"), read_json(results / f"{name}.json")
+    except (OSError, ValueError):
+        return None
+    if run.get("date") == recorded.get("date"):
+        return None
+    return {"date": run.get("date"), "accuracy": run.get("accuracy"),
+            "recorded_date": recorded.get("date"),
+            "recorded_accuracy": recorded.get("accuracy")}  # fmt: skip
+
+
 def run_chain(study: Study, steps: list[dict], chain: str, budget: float, runs: Path,
               data: Path, repo: Path, commit: bool, threads: int) -> int:  # fmt: skip
     """Run the chain's steps in order within ``budget`` seconds; 0 when stopped or done."""
     start = time.monotonic()
     env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
     results = study.results(repo)
-    for step in (s for s in steps if s["chain"] == chain):
-        if state(step["name"], runs, results) == "recorded":
-            continue
-        if (runs / step["name"] / "result.json").exists():
+    for step, rebuild in to_run(steps, chain, runs, results):
+        if not rebuild and (runs / step["name"] / "result.json").exists():
             record(study, step, runs, repo, commit)
             continue
         if step["init"] and not (runs / step["init"] / "result.json").exists():
@@ -369,6 +408,11 @@ def run_chain(study: Study, steps: list[dict], chain: str, budget: float, runs: 
         if not (run_dir / "result.json").exists():
             print("budget spent; rerun the same command to continue", flush=True)
             return 0
+        if rebuild:
+            r = _rebuilt(step["name"], runs, results) or {}
+            print(f"{step['name']}: rebuilt its run directory; accuracy {r.get('accuracy')} "
+                  f"(recorded {r.get('recorded_accuracy')}); the record stays", flush=True)
+            continue
         record(study, step, runs, repo, commit)
     return 0
 
@@ -405,8 +449,12 @@ def main(study: Study, argv=None, description: str | None = None) -> int:
         return 0
     if args.what == "status":
         results = study.results(repo)
+        rebuilds = {s["name"] for c in dict.fromkeys(s["chain"] for s in steps)
+                    for s, rebuild in to_run(steps, c, runs, results) if rebuild}  # fmt: skip
         for s in steps:
-            print(f"{s['chain']}  {s['name']:<22} {state(s['name'], runs, results)}")
+            note = " (its run directory is gone: its chain reruns it first)" * (
+                s["name"] in rebuilds)
+            print(f"{s['chain']}  {s['name']:<22} {state(s['name'], runs, results)}{note}")
         return 0
     return run_chain(study, steps, args.chain, args.budget, runs, args.data, repo, args.commit,
                      args.threads)  # fmt: skip

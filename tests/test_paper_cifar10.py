@@ -256,3 +256,48 @@ def test_record_copies_a_result_and_never_overwrites(tmp_path):
     (runs / step["name"] / "result.json").write_text(json.dumps({"test_accuracy": 0.1}))
     assert study.record(p.STUDY, step, runs, tmp_path, commit=False) == out
     assert json.loads(out.read_text()) == first
+
+
+def test_a_chain_rebuilds_recorded_run_directories_the_machine_lost(tmp_path, monkeypatch, capsys):
+    # dense and liu-d80 are recorded but this machine has no run directories (a fresh machine):
+    # the chain reruns both for their checkpoints, records neither again, then trains the rest
+    runs, results = tmp_path / "runs", p.STUDY.results(tmp_path)
+    results.mkdir(parents=True)
+    recorded = {}
+    for name in ("dense-winograd_relu-s1", "liu-d80-s1"):
+        recorded[name] = {"accuracy": 0.8, "date": "2026-12-01T00:00:00"}
+        (results / f"{name}.json").write_text(json.dumps(recorded[name]))
+    ran = []
+
+    def fake_train(argv, env):
+        name = argv[argv.index("--run-name") + 1]
+        init = argv[argv.index("--init") + 1] if "--init" in argv else None
+        assert init is None or (Path(init) / "result.json").exists(), (name, init)
+        ran.append(name)
+        (runs / name).mkdir(parents=True)
+        (runs / name / "result.json").write_text(json.dumps(
+            {"accuracy": 0.75, "date": f"2026-12-04T0{len(ran)}:00:00"}))
+        return type("Done", (), {"returncode": 0})()
+
+    monkeypatch.setattr(study.subprocess, "run", fake_train)
+    assert p.main(["status", "--repo", str(tmp_path), "--runs", str(runs)]) == 0
+    status = capsys.readouterr().out
+    assert status.count("its chain reruns it first") == 2, status
+    assert p.main(["chain", "winograd_relu-s1", "--repo", str(tmp_path), "--runs", str(runs),
+                   "--data", str(tmp_path / "data.zip")]) == 0  # fmt: skip
+    assert ran == ["dense-winograd_relu-s1", "liu-d80-s1", "liu-d60-s1", "liu-d40-s1"]
+    out = capsys.readouterr().out
+    assert "liu-d80-s1: rebuilt its run directory; accuracy 0.75 (recorded 0.8)" in out
+    for name, record in recorded.items():  # the records stay as they were
+        assert json.loads((results / f"{name}.json").read_text()) == record
+    d60 = json.loads((results / "liu-d60-s1.json").read_text())
+    assert d60["reproduction"]["init_rebuilt"] == {
+        "date": "2026-12-04T02:00:00", "accuracy": 0.75,
+        "recorded_date": "2026-12-01T00:00:00", "recorded_accuracy": 0.8}  # fmt: skip
+    assert "init_rebuilt" not in json.loads((results / "liu-d40-s1.json").read_text())[
+        "reproduction"]
+    # run again: everything is recorded or on disk, nothing runs
+    ran.clear()
+    assert p.main(["chain", "winograd_relu-s1", "--repo", str(tmp_path), "--runs", str(runs),
+                   "--data", str(tmp_path / "data.zip")]) == 0  # fmt: skip
+    assert ran == []
