@@ -89,6 +89,29 @@ def test_gradcheck(m, relu):
     )
 
 
+@pytest.mark.parametrize(("m", "padding", "H", "W"), [(2, (2, 3), 4, 5), (4, (0, 3), 7, 9),
+                                                   (4, (5, 1), 3, 6)])  # fmt: skip
+def test_input_gradient_for_paddings_past_a_tile(m, padding, H, W):
+    # the overlap-add crops the padding phase by phase: offsets of m or more, and odd sizes
+    x, _, U, b = _case(7, m, N=1, C=2, K=2, H=H, W=W)
+    args = [torch.tensor(a, requires_grad=True) for a in (x, U, b)]
+    assert torch.autograd.gradcheck(
+        lambda x, U, b: winograd_domain_conv2d(x, U, b, padding, m), args)
+
+
+def test_input_gradient_is_contiguous_channels_last():
+    # BatchNorm's backward takes a ~10x slower path on a strided gradient
+    x, _, U, b = _case(8, 2, N=2, C=3, K=4, H=6, W=7)
+    # a hook on a non-leaf sees the gradient as the layer returns it (a leaf's .grad would be
+    # re-laid out to the leaf's strides)
+    xs = torch.tensor(x, requires_grad=True)
+    seen = []
+    x2 = xs * 1
+    x2.register_hook(lambda g: seen.append(g.is_contiguous(memory_format=torch.channels_last)))
+    winograd_domain_conv2d(x2, torch.tensor(U), torch.tensor(b), 1, 2).sum().backward()
+    assert seen == [True]
+
+
 def test_gradcheck_without_bias():
     x, _, U, _ = _case(4, 2, N=1, C=2, K=2, H=4, W=5)
     args = [torch.tensor(a, requires_grad=True) for a in (x, U)]

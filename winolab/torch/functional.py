@@ -269,22 +269,40 @@ def _overlap_add(gd: torch.Tensor, m: int, size, offset) -> torch.Tensor:
 
     Tile ``(p, q)`` covers rows ``p m .. p m + alpha - 1``: cut it into ``m x m`` blocks; block
     ``(bu, bv)`` of every tile lands on the image block ``(p + bu, q + bv)``, so the sum is
-    ``ceil(alpha / m)^2`` shifted, non-overlapping adds.
+    ``ceil(alpha / m)^2`` shifted, non-overlapping adds. They run on the image split into its
+    ``m x m`` phases, ``(m, m, N, blocks_h, blocks_w, C)``, where every add moves whole runs of
+    ``tw * C`` values (in the image layout the runs are ``C`` long, and short bfloat16 runs
+    made these adds most of a backward); ``m^2`` strided copies then put the phases back into
+    an ``(N, H, W, C)`` tensor, returned as a contiguous ``channels_last`` NCHW view (a strided
+    gradient costs BatchNorm's backward ~10x).
     """
     alpha, _, N, th, tw, C = gd.shape
     nb = -(-alpha // m)
     hb, wb = th + nb - 1, tw + nb - 1
-    gxp = torch.zeros(N, hb * m, wb * m, C, dtype=gd.dtype, device=gd.device)
-    blocks = gxp.view(N, hb, m, wb, m, C)
+    ph = _WORKSPACE.get("gxph", (m, m, N, hb, wb, C), gd)
+    # block (0, 0) of every tile covers phase blocks [0, th) x [0, tw): copy it, zero the rest
+    ph[:, :, :, th:].zero_()
+    ph[:, :, :, :th, tw:].zero_()
+    ph[:, :, :, :th, :tw].copy_(gd[:m, :m])
     for bu in range(nb):
         lu = min(m, alpha - bu * m)
         for bv in range(nb):
             lv = min(m, alpha - bv * m)
-            src = gd[bu * m : bu * m + lu, bv * m : bv * m + lv].permute(2, 3, 0, 4, 1, 5)
-            blocks[:, bu : bu + th, :lu, bv : bv + tw, :lv].add_(src)
+            if bu or bv:
+                ph[:lu, :lv, :, bu : bu + th, bv : bv + tw].add_(
+                    gd[bu * m : bu * m + lu, bv * m : bv * m + lv])
+    # image pixel (y, x) is padded pixel (y + pt, x + pl): phase ((y + pt) % m, (x + pl) % m)
     H, W = size
-    # crop the padding; (N, H, W, C) -> NCHW view in channels_last memory
-    return gxp[:, offset[0] : offset[0] + H, offset[1] : offset[1] + W].permute(0, 3, 1, 2)
+    gx = torch.empty(N, H, W, C, dtype=gd.dtype, device=gd.device)
+    for i in range(m):
+        y0 = (i - offset[0]) % m
+        p0, nh = (y0 + offset[0]) // m, len(range(y0, H, m))
+        for j in range(m):
+            x0 = (j - offset[1]) % m
+            q0, nw = (x0 + offset[1]) // m, len(range(x0, W, m))
+            gx[:, y0::m, x0::m].copy_(ph[i, j, :, p0 : p0 + nh, q0 : q0 + nw])
+    _WORKSPACE.put("gxph", ph)
+    return gx.permute(0, 3, 1, 2)  # NCHW view in channels_last memory
 
 
 def winograd_domain_conv2d(
