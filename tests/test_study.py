@@ -133,7 +133,13 @@ def test_claims_verdicts_on_made_up_runs():
     # both hold to 60% and fail at 40%
     assert ("lowest holding density 60% (Winograd-ReLU) against 60% (native); **not resolved**"
             in text)
-    assert "-2.00 pt against the dense spatial network" in text
+    # dense Winograd-ReLU 2 points below dense spatial, standard error ~0.5 pt: resolved
+    se = 100 * math.hypot(_se(0.88), _se(0.86))
+    assert (f"-2.00 ± {se:.2f} pt against the dense spatial network (1 seed against 1); **a loss "
+            "is resolved**") in text
+    near = {**runs, "dense-winograd_relu-s0": _run(0.875)}  # -0.5 pt: within 2 standard errors
+    assert "-0.50 ± 0.46 pt against the dense spatial network (1 seed against 1); **no gap is "\
+        "resolved**" in "\n".join(study.claims(near, paper))
     runs["liu-d40-s0"] = _run(0.86)  # now Winograd-ReLU holds to 40%, native to 60%
     assert "**confirmed**: Winograd-ReLU holds to a lower density" in "\n".join(
         study.claims(runs, paper))

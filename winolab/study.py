@@ -422,11 +422,15 @@ def claims(runs: dict[str, dict], paper: Paper = CIFAR10) -> list[str]:
             out.append(f"{head}: {x:.1f}x at {100 * low['liu']:.0f}% ({step}); {v}.")
     dense = {a: accs for a, accs in dense_accuracies(runs).items() if accs}
     if "spatial" in dense and "winograd_relu" in dense:
-        a, b = (sum(x for _, x, _ in dense[k]) / len(dense[k]) for k in ("spatial",
-                                                                          "winograd_relu"))
-        out.append(f"*Dense accuracy is kept by the Winograd-ReLU architecture:* "
-                   f"{100 * (b - a):+.2f} pt against the dense spatial network (mean over "
-                   "seeds; a user of the authors' code reported gaps of 0.6-1.2 pt).")
+        (a, sa, na), (b, sb, nb) = (_mean_se([(x, se) for _, x, se in dense[k]])
+                                    for k in ("spatial", "winograd_relu"))  # fmt: skip
+        gap, se = b - a, math.hypot(sa, sb)
+        v = ("**no gap is resolved**" if abs(gap) <= Z * se else
+             f"**a {'loss' if gap < 0 else 'gain'} is resolved** (beyond {Z:g} standard errors)")
+        out.append(f"*Dense accuracy is kept by the Winograd-ReLU architecture* (a user of the "
+                   f"authors' code reported gaps of 0.6-1.2 pt): {100 * gap:+.2f} ± "
+                   f"{100 * se:.2f} pt against the dense spatial network ({nb} seed"
+                   f"{'s' * (nb > 1)} against {na}); {v}.")  # fmt: skip
     width = next((r["config"]["width"] for r in runs.values() if "config" in r), None)
     for dom, method in (("spatial", "han"), ("winograd", "liu")):
         if f"activation_{dom}" not in paper.published:
