@@ -4,8 +4,8 @@ One SGD step (forward, cross-entropy, backward, momentum update, mask re-applica
 pruned variant) on random CIFAR-shaped data, for every variant ``ARCH-PRECISION-LAYOUT``:
 
 - ``ARCH``: ``spatial`` (every conv an ``nn.Conv2d``), ``winograd`` (layers 2-8
-  ``WinogradConv2d``, F(2x2, 3x3), spatial ReLU) or ``winograd_relu`` (Liu et al.'s
-  Winograd-ReLU network, pruned to 40% with the Liu pruner);
+  ``WinogradConv2d``, F(2x2, 3x3), or F(4x4, 3x3) with ``--m 4``; spatial ReLU) or
+  ``winograd_relu`` (Liu et al.'s Winograd-ReLU network, pruned to 40% with the Liu pruner);
 - ``PRECISION``: ``fp32``, or ``bf16`` (``torch.autocast("cpu", dtype=torch.bfloat16)``, the
   weights and the optimizer in float32, as :func:`winolab.torch.train.run` trains);
 - ``LAYOUT``: ``nchw`` (the model and the input as constructed: what training did before the
@@ -45,10 +45,10 @@ VARIANTS = tuple(
 )  # fmt: skip
 
 
-def _make(variant: str, width: float, seed: int, network: str = "vgg-nagadomi"):
+def _make(variant: str, width: float, seed: int, network: str = "vgg-nagadomi", m: int = 2):
     arch, precision, layout = variant.split("-")
     torch.manual_seed(seed)
-    model = build_model(network, arch, width=width)
+    model = build_model(network, arch, width=width, m=m)
     if layout == "cl":
         model = model.to(memory_format=torch.channels_last)
     pruner = None
@@ -90,13 +90,14 @@ def run(
     variants=VARIANTS,
     log=print,
     network: str = "vgg-nagadomi",
+    m: int = 2,
 ) -> dict:
     """Interleaved rounds; returns per-round medians (seconds) and same-round ratios."""
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(batch, 3, 32, 32, generator=g)
     y = torch.randint(0, 10, (batch,), generator=g)
     variants = tuple(variants)
-    models = {v: _make(v, width, seed, network) for v in variants}
+    models = {v: _make(v, width, seed, network, m) for v in variants}
     for made in models.values():
         for _ in range(warmup):
             _step(*made, x, y)
@@ -120,6 +121,7 @@ def run(
         "batch": batch,
         "width": width,
         "model": network,
+        "m": m,
         "median_step_s": {v: statistics.median(t) for v, t in per_round.items()},
         "round_step_s": per_round,
         "median_speedup_vs_fp32_nchw": {v: statistics.median(r) for v, r in ratios.items()},
@@ -148,6 +150,9 @@ def main(argv=None) -> int:
         "--model", default="vgg-nagadomi", help="network: vgg-nagadomi or convpool-cnn-c"
     )
     p.add_argument("--width", type=float, default=1.0, help="channel multiplier")
+    p.add_argument("--m", type=int, default=2, choices=(2, 4),
+                   help="F(m x m, 3 x 3) in the Winograd layers (F(4x4) computes in float32 "
+                        "under bf16 autocast)")
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--steps", type=int, default=1, help="timed steps per model per round")
     p.add_argument("--warmup", type=int, default=1)
@@ -166,7 +171,7 @@ def main(argv=None) -> int:
         p.error(f"unknown variants {bad}; choose from {', '.join(VARIANTS)}")
     load_before = load_average()
     result = run(args.batch, args.width, args.rounds, args.steps, args.warmup, args.seed,
-                 variants, network=args.model)  # fmt: skip
+                 variants, network=args.model, m=args.m)  # fmt: skip
     result["provenance"] = _provenance(args)
     result["provenance"]["load_average_before"] = load_before
     for v, r in result["median_speedup_vs_fp32_nchw"].items():

@@ -231,16 +231,18 @@ def command(study: Study, step: dict, runs: Path, data: Path | None = None) -> l
     return args
 
 
-def step_seconds(study: Study, benches: list[dict], arch: str, precision: str) -> float:
+def step_seconds(study: Study, benches: list[dict], arch: str, precision: str,
+                 m: int = 2) -> float:  # fmt: skip
     """Seconds of one training step of ``arch`` at the recipe's batch and the study's width
     (one thread), from the benchmark of the study's network measured nearest that width that
-    has this variant."""
+    has this variant, with F(m x m, 3 x 3) layers where one was measured (else F(2x2, 3x3)'s)."""
     key = f"{arch}-{precision}-cl"
     have = [
         b
         for b in benches
         if key in b["median_step_s"] and b.get("model", "vgg-nagadomi") == study.network
     ]
+    have = [b for b in have if b.get("m", 2) == m] or [b for b in have if b.get("m", 2) == 2]
     if not have:
         raise ValueError(f"no benchmark of {study.network} measured {key}")
     bench = min(have, key=lambda b: abs(b.get("width", 1.0) - study.width))
@@ -267,9 +269,9 @@ def estimate(study: Study, step: dict, benches: list[dict]) -> float:
     prunes = len(cfg.get("densities", ())) + ("layer_densities" in cfg)
     epochs = cfg["epochs"] + cfg.get("retrain_epochs", 0) * prunes
     steps = epochs * math.ceil(study.train_images / cfg["batch_size"])
-    train = step_seconds(study, benches, arch, precision)
+    train = step_seconds(study, benches, arch, precision, cfg.get("m", 2))
     try:
-        fp32 = step_seconds(study, benches, arch, "fp32")
+        fp32 = step_seconds(study, benches, arch, "fp32", cfg.get("m", 2))
     except ValueError:  # fp32 not measured for this variant: the training step stands in
         fp32 = train
     evals = epochs * study.test_images / cfg["batch_size"] * fp32 / 3

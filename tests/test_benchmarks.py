@@ -69,7 +69,7 @@ def test_bench_train_step_writes_steps_speedups_and_provenance(tmp_path, keep_th
             "--variants", variants, "--json", str(out)]  # fmt: skip
     assert _load("bench_train_step").main(args) == 0
     rec = json.loads(out.read_text())
-    assert (rec["batch"], rec["width"], rec["model"]) == (4, 0.125, "vgg-nagadomi")
+    assert (rec["batch"], rec["width"], rec["model"], rec["m"]) == (4, 0.125, "vgg-nagadomi", 2)
     assert set(rec["median_step_s"]) == set(variants.split(","))
     assert all(len(v) == 2 and min(v) > 0 for v in rec["round_step_s"].values())
     # speed-ups against the same architecture's fp32 NCHW step, round by round

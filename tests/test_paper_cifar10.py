@@ -176,10 +176,12 @@ def test_folders():
     assert p.STUDY.results(Path("/elsewhere")) == Path("/elsewhere/results/cifar10-paper-w0.5")
 
 
-def _bench(width, seconds, model=None, batch=256):
+def _bench(width, seconds, model=None, batch=256, m=None):
     b = {"width": width, "batch": batch, "median_step_s": seconds}
     if model:
         b["model"] = model
+    if m:
+        b["m"] = m
     return b
 
 
@@ -197,6 +199,12 @@ def test_step_time_from_the_nearest_width():
     assert study.step_seconds(p.STUDY, benches, "spatial", "bf16") == pytest.approx(1.0)
     with pytest.raises(ValueError, match="no benchmark"):
         study.step_seconds(p.STUDY, benches, "winograd", "bf16")
+    # F(4x4) steps from an F(4x4) benchmark where there is one (a record without "m" is F(2x2))
+    benches = [_bench(0.5, {"winograd_relu-fp32-cl": 2.0}),
+               _bench(0.5, {"winograd_relu-fp32-cl": 3.0}, m=4)]  # fmt: skip
+    assert study.step_seconds(p.STUDY, benches, "winograd_relu", "fp32", m=4) == 3.0
+    assert study.step_seconds(p.STUDY, benches, "winograd_relu", "fp32") == 2.0
+    assert study.step_seconds(p.STUDY, benches[:1], "winograd_relu", "fp32", m=4) == 2.0
 
 
 def test_plan_estimates_from_the_recorded_benchmarks(capsys):
