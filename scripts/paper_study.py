@@ -264,14 +264,17 @@ def estimate(study: Study, step: dict, benches: list[dict]) -> float:
     precision = cfg["precision"]
     if precision == "auto":
         precision = resolve_precision("auto", arch, torch.device("cpu"))[0]
-    if cfg.get("m", 2) == 4:
-        precision = "fp32"  # the F(4x4, 3x3) layers compute in float32 under autocast
+    m = cfg.get("m", 2)
+    if m == 4 and not any(b.get("m", 2) == 4 for b in benches):
+        # no F(4x4) benchmark: its layers compute in float32 under autocast, so F(2x2)'s
+        # float32 step stands in
+        precision = "fp32"
     prunes = len(cfg.get("densities", ())) + ("layer_densities" in cfg)
     epochs = cfg["epochs"] + cfg.get("retrain_epochs", 0) * prunes
     steps = epochs * math.ceil(study.train_images / cfg["batch_size"])
-    train = step_seconds(study, benches, arch, precision, cfg.get("m", 2))
+    train = step_seconds(study, benches, arch, precision, m)
     try:
-        fp32 = step_seconds(study, benches, arch, "fp32", cfg.get("m", 2))
+        fp32 = step_seconds(study, benches, arch, "fp32", m)
     except ValueError:  # fp32 not measured for this variant: the training step stands in
         fp32 = train
     evals = epochs * study.test_images / cfg["batch_size"] * fp32 / 3
