@@ -115,6 +115,21 @@ def test_mean_change_over_seeds():
     assert study.mean_change(runs, "han", 0.2) is None
 
 
+def test_yu_claim_against_the_dense_model_of_its_seed():
+    layers = [f"conv{i}" for i in range(2, 9)]
+    yu = {**_run(0.875), "weight_densities": {n: 0.37 for n in layers}}
+    runs = {"dense-spatial-s1": _run(0.88), "yu-winograd-s1": yu}
+    (line,) = [c for c in study.claims(runs) if "Yu et al." in c]
+    se = 100 * math.hypot(_se(0.875), _se(0.88))
+    assert line.startswith("*Yu et al.'s two stages reach 63% Winograd-domain weight sparsity")
+    assert f"63.0% with a change of -0.50 ± {se:.2f} pt" in line and "**consistent**" in line
+    runs["yu-winograd-s1"] = {**yu, "accuracy": 0.86}  # -2 pt, about 4 standard errors
+    assert "**refuted at this scale**" in next(c for c in study.claims(runs) if "Yu et" in c)
+    del runs["dense-spatial-s1"]
+    assert any(c.endswith("without losing accuracy* (published; the loss they allow is not "
+                          "stated): not run yet.") for c in study.claims(runs))  # fmt: skip
+
+
 def test_unknown_method():
     with pytest.raises(ValueError, match="unknown method 'yu'"):
         study.changes({}, "yu")
@@ -168,7 +183,7 @@ def test_an_unsettled_sweep_leaves_the_comparison_open():
 
 
 def test_claims_before_any_run():
-    for paper, n in ((study.CIFAR10, 6), (study.CIFAR100, 1)):
+    for paper, n in ((study.CIFAR10, 7), (study.CIFAR100, 2)):
         lines = study.claims({}, paper)
         assert len(lines) == n and all(line.endswith("not run yet.") for line in lines)
 

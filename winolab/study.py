@@ -420,6 +420,22 @@ def claims(runs: dict[str, dict], paper: Paper = CIFAR10) -> list[str]:
                  "density that holds gives less" if settled(runs, "liu", paper) else
                  "**not resolved yet**: the sweep has not reached a density that fails")
             out.append(f"{head}: {x:.1f}x at {100 * low['liu']:.0f}% ({step}); {v}.")
+    yu, base = runs.get("yu-winograd-s1"), runs.get("dense-spatial-s1")
+    if "yu_sparsity" in paper.published:
+        pub = paper.published["yu_sparsity"]
+        head = (f"*Yu et al.'s two stages reach {100 * pub:.0f}% Winograd-domain weight sparsity "
+                "without losing accuracy* (published; the loss they allow is not stated)")
+        if yu is None or base is None:
+            out.append(f"{head}: not run yet.")
+        else:
+            dens = [yu["weight_densities"][n] for n in counting.get_network(paper.network).pruned]
+            ch = yu["accuracy"] - base["accuracy"]
+            se = math.hypot(_se(yu), _se(base))
+            v = ("**consistent**: no loss is resolved" if ch >= -Z * se else
+                 "**refuted at this scale**: the loss is resolved")
+            out.append(f"{head}: {100 * (1 - sum(dens) / len(dens)):.1f}% with a change of "
+                       f"{100 * ch:+.2f} ± {100 * se:.2f} pt against the dense spatial model of "
+                       f"its seed (yu-winograd-s1, one seed); {v}.")  # fmt: skip
     dense = {a: accs for a, accs in dense_accuracies(runs).items() if accs}
     if "spatial" in dense and "winograd_relu" in dense:
         (a, sa, na), (b, sb, nb) = (_mean_se([(x, se) for _, x, se in dense[k]])
