@@ -24,7 +24,7 @@ import re
 import shutil
 import threading
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import pytest
 
@@ -111,10 +111,11 @@ def browser():
 class Traffic:
     """Requests a page made, with everything outside the site blocked and remembered."""
 
-    def __init__(self, site_url: str):
-        self.site = site_url
+    def __init__(self, site_url: str, root: Path = SITE):
+        self.site, self.root = site_url, root
         self.external: list[str] = []
         self.failed: list[str] = []
+        self.aborted: list[str] = []
         self.errors: list[str] = []
 
     def route(self, route):
@@ -130,11 +131,37 @@ class Traffic:
             self.failed.append(f"{response.status} {response.url}")
 
     def on_failed(self, request):
-        if request.url.startswith(self.site):
+        if not request.url.startswith(self.site):
+            return
+        # the browser aborts a load it no longer needs (an image whose src changed again
+        # before it arrived, on a slow machine); a missing file answers 404 (on_response), so
+        # an aborted request fails only when the site does not have the file it asked for
+        path = self.root / unquote(urlsplit(request.url).path).lstrip("/")
+        if request.failure == "net::ERR_ABORTED" and path.is_file():
+            self.aborted.append(request.url)
+        else:
             self.failed.append(f"{request.failure} {request.url}")
 
     def forbidden(self) -> list[str]:
         return sorted({u for u in self.external if not u.startswith(ALLOWED_EXTERNAL)})
+
+
+def test_traffic_forgives_only_superseded_loads_of_files_the_site_has(tmp_path):
+    (tmp_path / "_static").mkdir()
+    (tmp_path / "_static" / "a b.png").write_bytes(b"png")
+    t = Traffic("http://127.0.0.1:1/", root=tmp_path)
+
+    class Request:
+        def __init__(self, path, failure):
+            self.url, self.failure = "http://127.0.0.1:1/" + path, failure
+
+    t.on_failed(Request("_static/a%20b.png", "net::ERR_ABORTED"))  # superseded: forgiven
+    t.on_failed(Request("_static/missing.png", "net::ERR_ABORTED"))
+    t.on_failed(Request("_static/a%20b.png", "net::ERR_CONNECTION_RESET"))
+    t.on_failed(type("R", (), {"url": "https://cdn.example/x.js", "failure": "x"})())
+    assert t.aborted == ["http://127.0.0.1:1/_static/a%20b.png"]
+    assert t.failed == ["net::ERR_ABORTED http://127.0.0.1:1/_static/missing.png",
+                        "net::ERR_CONNECTION_RESET http://127.0.0.1:1/_static/a%20b.png"]
 
 
 @pytest.fixture
