@@ -71,6 +71,7 @@ STUDY = Study(
     benches=(
         ROOT / "results" / "bench_train_step.json",
         ROOT / "results" / "bench_train_step_w0.5.json",
+        ROOT / "results" / "bench_train_step_w0.5_m4.json",
     ),  # fmt: skip
     sweeps=("han", "li", "liu"),
     # seed 0 sweeps to 10%; seeds 1 and 2 stop at 40%

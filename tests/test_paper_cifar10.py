@@ -211,14 +211,19 @@ def test_plan_estimates_from_the_recorded_benchmarks(capsys):
     benches = [json.loads(b.read_text()) for b in p.STUDY.benches]
     hours = study.chain_hours(p.STUDY, STEPS, benches)
     assert list(hours) == list(dict.fromkeys(s["chain"] for s in STEPS))
-    # Winograd-ReLU chains cost the most, the 40% chains of seeds 1-2 less than seed 0's
-    assert hours["winograd_relu-s0"] > hours["winograd-s0"] > hours["spatial-s0"] > 0.5
-    assert hours["winograd-s1"] < hours["winograd-s0"]
-    assert p.main(["plan", "--budget", "7200"]) == 0
+    # every chain trains a dense model (more than half an hour); seeds 1-2 sweep to 40% only,
+    # so they cost less than seed 0's sweep to 10%; F(4x4) computes in float32, F(2x2) in bf16
+    assert min(hours.values()) > 0.5
+    for arch in ("spatial", "winograd", "winograd_relu"):
+        assert hours[f"{arch}-s1"] < hours[f"{arch}-s0"], arch
+    assert hours["winograd_relu_m4-s0"] > hours["winograd_relu-s1"]
+    # a budget just short of the longest chain: that one does not fit, the shortest does
+    budget = 3600 * (max(hours.values()) + min(hours.values())) / 2
+    assert p.main(["plan", "--budget", f"{budget:.0f}"]) == 0
     out = capsys.readouterr().out
     for chain in hours:
         assert f"chain {chain}: " in out
-    assert "fits in a budget of 2.00 h" in out and "does NOT fit" in out
+    assert f"fits in a budget of {budget / 3600:.2f} h" in out and "does NOT fit" in out
     assert "--output-dir " + str(p.STUDY.runs()) in out
 
 
