@@ -246,6 +246,21 @@ def _pm(value: float, se: float, n: int, unit: str = "%") -> str:
     return f"{100 * value:.2f} ± {100 * se:.2f}% ({spread})"
 
 
+def _yu(runs: dict[str, dict], paper: Paper) -> tuple[float, float | None, float | None] | None:
+    """``(sparsity, change, se)`` of Yu et al.'s Winograd stage (``yu-winograd-s1``): its mean
+    Winograd-domain weight sparsity over the pruned layers and its accuracy change against the
+    dense spatial model of its seed (None, None without that model); None when it is not run."""
+    yu = runs.get("yu-winograd-s1")
+    if yu is None:
+        return None
+    dens = [yu["weight_densities"][n] for n in counting.get_network(paper.network).pruned]
+    base = runs.get("dense-spatial-s1")
+    if base is None:
+        return 1 - sum(dens) / len(dens), None, None
+    return (1 - sum(dens) / len(dens), yu["accuracy"] - base["accuracy"],
+            math.hypot(_se(yu), _se(base)))
+
+
 def summary_table(runs: dict[str, dict], paper: Paper = CIFAR10) -> str:
     """The study's published-against-measured table, as markdown.
 
@@ -313,15 +328,12 @@ def summary_table(runs: dict[str, dict], paper: Paper = CIFAR10) -> str:
                      f"{_results.multiply_count(runs[step]).reduction:.1f}x{so_far[method]}"
                      if step else todo,
                      step or "—"))  # fmt: skip
-    yu = runs.get("yu-winograd-s1")
+    yu = _yu(runs, paper)
     if yu is not None:
-        dens = [yu["weight_densities"][n] for n in net.pruned]
+        sparsity, ch, se = yu
         rows.append((f"Yu: Winograd-domain weight sparsity, layers {_layers(net)}",
-                     pct("yu_sparsity"), f"{100 * (1 - sum(dens) / len(dens)):.1f}%",
-                     "yu-winograd-s1"))  # fmt: skip
-        if "dense-spatial-s1" in runs:
-            ch = yu["accuracy"] - runs["dense-spatial-s1"]["accuracy"]
-            se = math.hypot(_se(yu), _se(runs["dense-spatial-s1"]))
+                     pct("yu_sparsity"), f"{100 * sparsity:.1f}%", "yu-winograd-s1"))
+        if ch is not None:
             rows.append(("Yu: accuracy change vs its dense spatial model", "—",
                          _pm(ch, se, 1, "pt"), "yu-winograd-s1"))
     out = [f"| {' | '.join(rows[0])} |", "|---|---:|---:|---|"]
@@ -420,20 +432,18 @@ def claims(runs: dict[str, dict], paper: Paper = CIFAR10) -> list[str]:
                  "density that holds gives less" if settled(runs, "liu", paper) else
                  "**not resolved yet**: the sweep has not reached a density that fails")
             out.append(f"{head}: {x:.1f}x at {100 * low['liu']:.0f}% ({step}); {v}.")
-    yu, base = runs.get("yu-winograd-s1"), runs.get("dense-spatial-s1")
     if "yu_sparsity" in paper.published:
         pub = paper.published["yu_sparsity"]
         head = (f"*Yu et al.'s two stages reach {100 * pub:.0f}% Winograd-domain weight sparsity "
                 "without losing accuracy* (published; the loss they allow is not stated)")
-        if yu is None or base is None:
+        yu = _yu(runs, paper)
+        if yu is None or yu[1] is None:
             out.append(f"{head}: not run yet.")
         else:
-            dens = [yu["weight_densities"][n] for n in counting.get_network(paper.network).pruned]
-            ch = yu["accuracy"] - base["accuracy"]
-            se = math.hypot(_se(yu), _se(base))
+            sparsity, ch, se = yu
             v = ("**consistent**: no loss is resolved" if ch >= -Z * se else
                  "**refuted at this scale**: the loss is resolved")
-            out.append(f"{head}: {100 * (1 - sum(dens) / len(dens)):.1f}% with a change of "
+            out.append(f"{head}: {100 * sparsity:.1f}% with a change of "
                        f"{100 * ch:+.2f} ± {100 * se:.2f} pt against the dense spatial model of "
                        f"its seed (yu-winograd-s1, one seed); {v}.")  # fmt: skip
     dense = {a: accs for a, accs in dense_accuracies(runs).items() if accs}
